@@ -1,0 +1,22 @@
+//! Gatehouse's identity core: domain types parsed at the edge, the permission engine,
+//! credentials, tokens and every identity operation. No HTTP and no SQL live here: the dialects
+//! (crate `gatehouse-server`) translate wire formats into these types, and the storage
+//! (crate `gatehouse-store`) implements [`store::Store`].
+
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod hashing;
+pub mod model;
+pub mod names;
+pub mod password;
+pub mod permission;
+pub mod roles;
+pub mod service;
+pub mod store;
+pub mod tokens;
+pub mod topic;
+pub mod users;
+
+pub use error::{CoreError, CoreResult};
+pub use service::Gatehouse;
