@@ -1,0 +1,184 @@
+//! Configuration: defaults, then a TOML file, then `GATEHOUSE_*` environment variables (`__`
+//! separates nested keys, e.g. `GATEHOUSE_AUTH__PASSWORD_POLICY__MIN=8`), then command-line
+//! flags. Every key is documented in `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use gatehouse_core::hashing::Argon2Config;
+use gatehouse_core::service::CoreSettings;
+use serde::{Deserialize, Serialize};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `gatehouse=debug,info`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Password hashing pool settings.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HashingSettings {
+    /// Hashes computed at once (default: the number of CPU cores).
+    pub workers: usize,
+    /// Hash requests allowed to wait; beyond that requests fail fast with 503.
+    pub queue_limit: usize,
+    /// Argon2id cost.
+    pub argon2: Argon2Config,
+}
+
+impl Default for HashingSettings {
+    fn default() -> Self {
+        Self {
+            workers: std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2),
+            queue_limit: 256,
+            argon2: Argon2Config::default(),
+        }
+    }
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Longest time a request may take, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// Database settings beyond the URL.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// Connections in the pool.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+        }
+    }
+}
+
+/// Everything Gatehouse can be configured with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database (and other local state).
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: `sqlite://<data_dir>/gatehouse.db`.
+    pub database_url: Option<String>,
+    /// Password of the bootstrap `admin` user, used only when that user is created.
+    pub admin_password: Option<String>,
+    /// Identity core settings (password policy, token lifetimes).
+    pub auth: CoreSettings,
+    /// Password hashing.
+    pub hashing: HashingSettings,
+    /// HTTP limits.
+    pub http: HttpSettings,
+    /// Database pool.
+    pub database: DatabaseSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            admin_password: None,
+            auth: CoreSettings::default(),
+            hashing: HashingSettings::default(),
+            http: HttpSettings::default(),
+            database: DatabaseSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+/// Flags that override the configuration.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Settings {
+    /// Loads settings: defaults ← `file` (if given) ← environment ← `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(
+                Env::prefixed("GATEHOUSE_")
+                    .split("__")
+                    // Used by the test suite only, not a setting.
+                    .ignore(&["test_database_url"]),
+            )
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("gatehouse.db").display()
+            )
+        })
+    }
+}

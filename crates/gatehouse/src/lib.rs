@@ -1,0 +1,6 @@
+//! The `gatehouse` binary's library half: configuration and start-up, so that integration tests
+//! start exactly what `gatehouse serve` starts.
+
+pub mod config;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,144 @@
+//! Builds a running application from [`Settings`]: connects and migrates the database, loads or
+//! creates the token signing key, bootstraps the built-in roles and the `admin` user, and binds
+//! the listener. `main.rs` only parses the command line and calls this; tests call it directly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use gatehouse_core::clock::{Clock, SystemClock};
+use gatehouse_core::hashing::PasswordHasher;
+use gatehouse_core::password::PlainPassword;
+use gatehouse_core::tokens::TokenKeys;
+use gatehouse_core::Gatehouse;
+use gatehouse_server::{AppState, HttpLimits};
+use gatehouse_store::SqlStore;
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+
+/// Setting key of the token signing secret (base64), shared by all replicas.
+const SIGNING_KEY_SETTING: &str = "jwt.signing_key";
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] gatehouse_store::StoreError),
+    /// A core operation failed during start-up.
+    #[error("{0}")]
+    Core(#[from] gatehouse_core::CoreError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A started application, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    store: SqlStore,
+    /// The admin password generated at first start, to be shown once.
+    pub generated_admin_password: Option<String>,
+}
+
+impl Application {
+    /// Builds the application with the system clock.
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Builds the application with the given clock (tests move time with a manual clock).
+    pub async fn build_with_clock(
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let url = settings.database_url();
+        if url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&settings.data_dir).map_err(|source| {
+                StartupError::DataDir {
+                    path: settings.data_dir.display().to_string(),
+                    source,
+                }
+            })?;
+        }
+        let store = SqlStore::connect(&url, settings.database.max_connections).await?;
+        let hashing = settings.hashing;
+        let hasher = PasswordHasher::new(hashing.argon2, hashing.workers, hashing.queue_limit)?;
+        let keys = signing_keys(&store).await?;
+        let core = Gatehouse::new(Arc::new(store.clone()), hasher, keys, clock, settings.auth);
+        let admin_password = settings
+            .admin_password
+            .as_deref()
+            .map(|password| PlainPassword::parse(password, "admin_password"))
+            .transpose()?;
+        let generated_admin_password = core.bootstrap(admin_password).await?;
+        let limits = HttpLimits {
+            body_limit_bytes: settings.http.body_limit_bytes,
+            request_timeout: std::time::Duration::from_secs(
+                settings.http.request_timeout_secs.max(1),
+            ),
+        };
+        let router = gatehouse_server::app(AppState { core }, limits);
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    address: settings.listen,
+                    source,
+                })?;
+        Ok(Self {
+            listener,
+            router,
+            store,
+            generated_admin_password,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests and closes the
+    /// database.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.store.close().await;
+        result
+    }
+}
+
+async fn signing_keys(store: &SqlStore) -> Result<TokenKeys, StartupError> {
+    use gatehouse_core::store::Store;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let candidate = engine.encode(TokenKeys::generate_secret());
+    // Every replica ends up with the first stored key.
+    let stored = store
+        .setting_or_insert(SIGNING_KEY_SETTING, &candidate)
+        .await?;
+    let secret = engine
+        .decode(stored)
+        .map_err(|_| gatehouse_core::CoreError::internal("the stored signing key is not base64"))?;
+    Ok(TokenKeys::from_secret(&secret)?)
+}

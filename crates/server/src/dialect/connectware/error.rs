@@ -1,0 +1,109 @@
+//! The Connectware error shape and the mapping of core errors to HTTP statuses.
+
+use std::any::Any;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gatehouse_core::CoreError;
+use serde::Serialize;
+
+/// A core error rendered in the Connectware dialect.
+#[derive(Debug)]
+pub struct ApiError(pub CoreError);
+
+impl From<CoreError> for ApiError {
+    fn from(error: CoreError) -> Self {
+        Self(error)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    #[serde(rename = "statusCode")]
+    status_code: u16,
+    error: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+/// Builds an error response of the dialect's shape.
+pub fn error_response(status: StatusCode, message: String, field: Option<String>) -> Response {
+    let body = ErrorBody {
+        status_code: status.as_u16(),
+        error: status.canonical_reason().unwrap_or("Error"),
+        message,
+        field,
+    };
+    (status, Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, field) = match &self.0 {
+            CoreError::NotFound { .. } => (StatusCode::NOT_FOUND, None),
+            CoreError::Conflict { .. } => (StatusCode::CONFLICT, None),
+            CoreError::Invalid { field, .. } => (StatusCode::BAD_REQUEST, Some(field.clone())),
+            CoreError::PolicyViolation { field, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(field.clone()))
+            }
+            CoreError::Unauthenticated { .. } => (StatusCode::UNAUTHORIZED, None),
+            CoreError::Forbidden { .. } => (StatusCode::FORBIDDEN, None),
+            CoreError::Locked { .. } => (StatusCode::LOCKED, None),
+            CoreError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, None),
+            CoreError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, None),
+            CoreError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        };
+        let message = match &self.0 {
+            CoreError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                "internal error".to_owned()
+            }
+            CoreError::Unauthenticated { reason } => (*reason).to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = error_response(status, message, field);
+        let headers = response.headers_mut();
+        match &self.0 {
+            CoreError::Unauthenticated { .. } => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            CoreError::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Answer for a path no route serves.
+pub async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "no such endpoint".to_owned(), None)
+}
+
+/// Answer for a method the path does not support.
+pub async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint".to_owned(),
+        None,
+    )
+}
+
+/// Answer when a handler panicked: a 500 in the dialect's shape; the panic itself is logged.
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown");
+    tracing::error!(panic = detail, "handler panicked");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error".to_owned(),
+        None,
+    )
+}

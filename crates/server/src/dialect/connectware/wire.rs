@@ -1,0 +1,353 @@
+//! Connectware's JSON shapes (field names as in the seed API document) and their translation to
+//! and from core types. Parsing into core types happens here, once, so handlers only see proven
+//! values.
+
+use std::str::FromStr;
+
+use gatehouse_core::clock::format_millis;
+use gatehouse_core::error::{CoreError, CoreResult};
+use gatehouse_core::model::{BoundCertificate, GrantType, IdentityProvider, Role, Session};
+use gatehouse_core::permission::{Context, Grant, Operation, Permission, Resource};
+use gatehouse_core::service::Page;
+use gatehouse_core::topic::TopicName;
+use gatehouse_core::users::{parse_fingerprint, UserView};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Prefixes the field of an `Invalid` error, e.g. `resource` → `permissions[2].resource`.
+pub fn in_field(prefix: &str, error: CoreError) -> CoreError {
+    match error {
+        CoreError::Invalid { field, reason } => CoreError::Invalid {
+            field: format!("{prefix}.{field}"),
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// A permission as sent by a client. An `id` field is ignored: ids are assigned by the server.
+#[derive(Debug, Deserialize)]
+pub struct PermissionIn {
+    /// Topic or path filter.
+    pub resource: String,
+    /// `read`, `write` or `readWrite`.
+    pub operation: String,
+    /// `mqtt` or `http`.
+    pub context: String,
+}
+
+impl PermissionIn {
+    /// Parses into a grant.
+    pub fn parse(&self) -> CoreResult<Grant> {
+        let context = Context::from_str(&self.context)?;
+        Ok(Grant {
+            operation: Operation::from_str(&self.operation)?,
+            resource: Resource::parse(&self.resource, context)?,
+            context,
+        })
+    }
+}
+
+/// Parses a list of permissions, naming the offending entry on failure.
+pub fn parse_grants(field: &str, permissions: &[PermissionIn]) -> CoreResult<Vec<Grant>> {
+    permissions
+        .iter()
+        .enumerate()
+        .map(|(index, permission)| {
+            permission
+                .parse()
+                .map_err(|e| in_field(&format!("{field}[{index}]"), e))
+        })
+        .collect()
+}
+
+/// Parses role ids.
+pub fn parse_role_ids(field: &str, ids: &[String]) -> CoreResult<Vec<Uuid>> {
+    ids.iter()
+        .map(|id| {
+            Uuid::parse_str(id)
+                .map_err(|_| CoreError::invalid(field, format!("'{id}' is not a role id (a UUID)")))
+        })
+        .collect()
+}
+
+/// Parses an identity provider name.
+pub fn parse_provider(text: &str) -> CoreResult<IdentityProvider> {
+    IdentityProvider::parse(text)
+        .ok_or_else(|| CoreError::invalid("identityProvider", "must be one of local, ldap, entra"))
+}
+
+/// Parses an MQTT publish prefix: a topic without wildcards.
+pub fn parse_prefix(text: &str) -> CoreResult<TopicName> {
+    TopicName::parse(text, "mqttPublishPrefix")
+}
+
+/// A certificate as sent with a new user. A `createdAt` field is ignored: the binding time is
+/// the server's.
+#[derive(Debug, Deserialize)]
+pub struct CertificateIn {
+    /// Hex fingerprint.
+    pub fingerprint: String,
+    /// Expiry as an RFC 3339 timestamp, if known.
+    #[serde(rename = "expiresAt", default)]
+    pub expires_at: Option<String>,
+}
+
+/// Parses certificates sent with a new user.
+pub fn parse_certificates(
+    certificates: &[CertificateIn],
+    now: i64,
+) -> CoreResult<Vec<BoundCertificate>> {
+    certificates
+        .iter()
+        .enumerate()
+        .map(|(index, certificate)| {
+            let field = format!("certificates[{index}]");
+            let expires_at = match &certificate.expires_at {
+                Some(text) => Some(parse_timestamp(text).map_err(|e| in_field(&field, e))?),
+                None => None,
+            };
+            Ok(BoundCertificate {
+                fingerprint: parse_fingerprint(&certificate.fingerprint)
+                    .map_err(|e| in_field(&field, e))?,
+                created_at: now,
+                expires_at,
+            })
+        })
+        .collect()
+}
+
+fn parse_timestamp(text: &str) -> CoreResult<i64> {
+    let moment = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| CoreError::invalid("expiresAt", "must be an RFC 3339 timestamp"))?;
+    i64::try_from(moment.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| CoreError::invalid("expiresAt", "is out of range"))
+}
+
+/// A permission as answered.
+#[derive(Debug, Serialize)]
+pub struct PermissionOut {
+    /// Stable id.
+    pub id: String,
+    /// Topic or path filter.
+    pub resource: String,
+    /// Operation.
+    pub operation: Operation,
+    /// Context.
+    pub context: Context,
+}
+
+impl From<&Permission> for PermissionOut {
+    fn from(permission: &Permission) -> Self {
+        Self {
+            id: permission.id.to_string(),
+            resource: permission.grant.resource.as_str().to_owned(),
+            operation: permission.grant.operation,
+            context: permission.grant.context,
+        }
+    }
+}
+
+/// Renders permissions.
+pub fn permissions_out(permissions: &[Permission]) -> Vec<PermissionOut> {
+    permissions.iter().map(PermissionOut::from).collect()
+}
+
+/// A role as answered by `/api/roles` and inside users.
+#[derive(Debug, Serialize)]
+pub struct RoleOut {
+    /// Stable id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Shared flag.
+    #[serde(rename = "isShared")]
+    pub is_shared: bool,
+    /// Created by the system.
+    #[serde(rename = "autoGenerated")]
+    pub auto_generated: bool,
+    /// Permissions.
+    pub permissions: Vec<PermissionOut>,
+    /// LDAP group DN.
+    #[serde(rename = "ldapGroupDn")]
+    pub ldap_group_dn: Option<String>,
+    /// Comma-separated Entra ID group ids (the seed names this field in the singular).
+    #[serde(rename = "msEntraIdGroupId")]
+    pub ms_entra_id_group_id: Option<String>,
+}
+
+impl From<&Role> for RoleOut {
+    fn from(role: &Role) -> Self {
+        Self {
+            id: role.id.to_string(),
+            name: role.name.clone(),
+            is_shared: role.is_shared,
+            auto_generated: role.auto_generated,
+            permissions: permissions_out(&role.permissions),
+            ldap_group_dn: role.ldap_group_dn.clone(),
+            ms_entra_id_group_id: role.ms_entra_id_group_ids.clone(),
+        }
+    }
+}
+
+/// A token as listed.
+#[derive(Debug, Serialize)]
+pub struct TokenOut {
+    /// The session id; pass it as `?id=` to delete this token.
+    pub id: String,
+    /// Hex SHA-256 of the token.
+    pub fingerprint: String,
+    /// Issue time.
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+    /// Expiry.
+    #[serde(rename = "expiresAt")]
+    pub expires_at: String,
+    /// Label given at login.
+    pub label: Option<String>,
+}
+
+impl From<&Session> for TokenOut {
+    fn from(session: &Session) -> Self {
+        Self {
+            id: session.id.to_string(),
+            fingerprint: session.fingerprint.clone(),
+            created_at: format_millis(session.created_at),
+            expires_at: format_millis(session.expires_at),
+            label: session.label.clone(),
+        }
+    }
+}
+
+/// A bound certificate as answered.
+#[derive(Debug, Serialize)]
+pub struct CertificateOut {
+    /// Hex fingerprint.
+    pub fingerprint: String,
+    /// Binding time.
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+    /// Expiry, if known.
+    #[serde(rename = "expiresAt")]
+    pub expires_at: Option<String>,
+}
+
+/// A user as answered.
+#[derive(Debug, Serialize)]
+pub struct UserOut {
+    /// Stable id.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Created by the system.
+    #[serde(rename = "autoGenerated")]
+    pub auto_generated: bool,
+    /// MQTT publish prefix.
+    #[serde(rename = "mqttPublishPrefix")]
+    pub mqtt_publish_prefix: Option<String>,
+    /// Identity provider.
+    #[serde(rename = "identityProvider")]
+    pub identity_provider: IdentityProvider,
+    /// Allowed authentication methods.
+    #[serde(rename = "grantTypes")]
+    pub grant_types: Vec<GrantType>,
+    /// Live tokens.
+    pub tokens: Vec<TokenOut>,
+    /// Bound certificates.
+    pub certificates: Vec<CertificateOut>,
+    /// Roles held (the user's own role included).
+    pub roles: Vec<RoleOut>,
+    /// Whether MFA is enrolled.
+    pub mfa_is_enrolled: bool,
+    /// Whether MFA enrolment is enforced.
+    #[serde(rename = "enforceMFAEnrollment")]
+    pub enforce_mfa_enrollment: bool,
+}
+
+impl From<&UserView> for UserOut {
+    fn from(view: &UserView) -> Self {
+        let user = &view.user;
+        Self {
+            id: user.id.to_string(),
+            username: user.username.clone(),
+            auto_generated: user.auto_generated,
+            mqtt_publish_prefix: user.mqtt_publish_prefix.clone(),
+            identity_provider: user.identity_provider,
+            grant_types: user.grant_types.clone(),
+            tokens: view.sessions.iter().map(TokenOut::from).collect(),
+            certificates: view
+                .certificates
+                .iter()
+                .map(|certificate| CertificateOut {
+                    fingerprint: certificate.fingerprint.clone(),
+                    created_at: format_millis(certificate.created_at),
+                    expires_at: certificate.expires_at.map(format_millis),
+                })
+                .collect(),
+            roles: view.roles.iter().map(RoleOut::from).collect(),
+            mfa_is_enrolled: user.mfa_enrolled,
+            enforce_mfa_enrollment: user.enforce_mfa_enrollment,
+        }
+    }
+}
+
+/// Pagination block of paged answers.
+#[derive(Debug, Serialize)]
+pub struct PaginationOut {
+    /// Number of pages.
+    #[serde(rename = "totalPages")]
+    pub total_pages: u64,
+    /// Rows across all pages.
+    #[serde(rename = "totalRows")]
+    pub total_rows: u64,
+    /// Rows in this page.
+    #[serde(rename = "totalRowsInPage")]
+    pub total_rows_in_page: u64,
+    /// This page's number (from 1).
+    #[serde(rename = "currentPage")]
+    pub current_page: u64,
+    /// The next page's number, or null on the last page.
+    #[serde(rename = "nextPage")]
+    pub next_page: Option<u64>,
+    /// Page size.
+    #[serde(rename = "rowsPerPage")]
+    pub rows_per_page: u64,
+}
+
+impl<T> From<&Page<T>> for PaginationOut {
+    fn from(page: &Page<T>) -> Self {
+        Self {
+            total_pages: page.total_pages(),
+            total_rows: page.total_rows,
+            total_rows_in_page: page.items.len() as u64,
+            current_page: page.request.page_number,
+            next_page: page.next_page(),
+            rows_per_page: page.request.rows_per_page,
+        }
+    }
+}
+
+/// Splits list query values: each may be repeated and/or comma-separated; empty parts are dropped.
+pub fn split_list(values: Vec<String>) -> Option<Vec<String>> {
+    if values.is_empty() {
+        return None;
+    }
+    Some(
+        values
+            .iter()
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// A JSON value that distinguishes "absent" from "null" (for fields that may be cleared).
+pub fn absent_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
