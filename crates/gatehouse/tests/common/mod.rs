@@ -1,0 +1,425 @@
+//! Test harness: starts the real application (what `gatehouse serve` starts) on a random
+//! loopback port with a fresh database, and talks HTTP to it.
+//!
+//! Every test runs on both engines through [`both_engines!`]: SQLite always, PostgreSQL when
+//! `GATEHOUSE_TEST_DATABASE_URL` names a server (the test script and CI set it; if it is set and
+//! the server cannot be reached the test fails). Each PostgreSQL test gets its own database,
+//! dropped afterwards.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use gatehouse::config::Settings;
+use gatehouse::startup::Application;
+use gatehouse_core::clock::{Clock, ManualClock, SystemClock};
+use gatehouse_core::hashing::Argon2Config;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+/// Password of the bootstrap admin in tests.
+pub const ADMIN_PASSWORD: &str = "admin-test-password";
+
+/// The database engine a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// A SQLite file in a fresh temporary directory.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server of `GATEHOUSE_TEST_DATABASE_URL`.
+    Postgres,
+}
+
+/// The PostgreSQL server for tests, if configured.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("GATEHOUSE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// A fresh PostgreSQL database that is dropped with this guard.
+struct PostgresDatabase {
+    server_url: String,
+    name: String,
+}
+
+impl PostgresDatabase {
+    async fn create(server_url: &str) -> (Self, String) {
+        let name = format!("gatehouse_test_{}", uuid::Uuid::new_v4().simple());
+        let mut connection = sqlx::PgConnection::connect(server_url)
+            .await
+            .unwrap_or_else(|error| {
+                panic!("GATEHOUSE_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {error}")
+            });
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut connection)
+            .await
+            .expect("create the test database");
+        let _ = connection.close().await;
+        let url = replace_database(server_url, &name);
+        (
+            Self {
+                server_url: server_url.to_owned(),
+                name,
+            },
+            url,
+        )
+    }
+}
+
+/// `postgres://u@h:p/db?x` with the database replaced by `name`.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let (server_url, name) = (self.server_url.clone(), self.name.clone());
+        // Drop runs outside async; use a private runtime on its own thread.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async move {
+                let mut connection = sqlx::PgConnection::connect(&server_url).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut connection)
+                .await
+                .ok()?;
+                connection.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// A running application and a client for it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// HTTP client (no redirects followed).
+    pub client: reqwest::Client,
+    /// A token of the bootstrap admin.
+    pub admin_token: String,
+    /// The engine in use.
+    pub engine: Engine,
+    /// The settings the app was started with.
+    pub settings: Settings,
+    /// The manual clock, when the test asked for one.
+    pub clock: Option<Arc<ManualClock>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _data_dir: tempfile::TempDir,
+    _postgres: Option<PostgresDatabase>,
+}
+
+/// Settings for tests: random port, cheap argon2id (the same algorithm, lower cost).
+pub fn test_settings(data_dir: PathBuf) -> Settings {
+    let mut settings = Settings::default();
+    settings.listen = "127.0.0.1:0".parse().expect("loopback address");
+    settings.data_dir = data_dir;
+    settings.admin_password = Some(ADMIN_PASSWORD.to_owned());
+    settings.hashing.argon2 = Argon2Config {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+    settings.database.max_connections = 5;
+    settings
+}
+
+impl TestApp {
+    /// Starts an app on `engine` with default test settings.
+    pub async fn spawn(engine: Engine) -> Self {
+        Self::spawn_with(engine, |_| {}, None).await
+    }
+
+    /// Starts an app on `engine`, letting the test adjust settings and supply a manual clock.
+    pub async fn spawn_with(
+        engine: Engine,
+        adjust: impl FnOnce(&mut Settings),
+        clock: Option<Arc<ManualClock>>,
+    ) -> Self {
+        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let mut settings = test_settings(data_dir.path().to_path_buf());
+        let postgres = match engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => {
+                let server =
+                    postgres_url().expect("PostgreSQL tests need GATEHOUSE_TEST_DATABASE_URL");
+                let (database, url) = PostgresDatabase::create(&server).await;
+                settings.database_url = Some(url);
+                Some(database)
+            }
+        };
+        adjust(&mut settings);
+        let app_clock: Arc<dyn Clock> = match &clock {
+            Some(manual) => manual.clone(),
+            None => Arc::new(SystemClock),
+        };
+        let application = Application::build_with_clock(&settings, app_clock)
+            .await
+            .expect("application starts");
+        let address = application.local_addr().expect("bound address");
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = application
+                .run_until(async {
+                    let _ = stop.await;
+                })
+                .await;
+        });
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        let mut app = Self {
+            base: format!("http://{address}"),
+            client,
+            admin_token: String::new(),
+            engine,
+            settings,
+            clock,
+            shutdown: Some(shutdown),
+            server: Some(server),
+            _data_dir: data_dir,
+            _postgres: postgres,
+        };
+        app.admin_token = app.login("admin", ADMIN_PASSWORD).await;
+        app
+    }
+
+    /// Stops the server and waits for it (the database is dropped afterwards with `self`).
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    /// Absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request with an optional bearer token and JSON body; returns status and JSON
+    /// (`Value::Null` when the body is empty, a JSON string when it is not JSON).
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let text = response.text().await.expect("response body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// GET as `token`.
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+    /// POST JSON as `token`.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
+    }
+    /// PUT JSON as `token`.
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::PUT, path, Some(token), Some(body))
+            .await
+    }
+    /// DELETE as `token`, with an optional JSON body.
+    pub async fn delete(
+        &self,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.request(Method::DELETE, path, Some(token), body).await
+    }
+    /// Sends a raw body with a content type (for malformed input).
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status();
+        let text = response.text().await.expect("response body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Logs in through `POST /api/login` and returns the token; panics unless 200.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .request(
+                Method::POST,
+                "/api/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login of {username} failed: {body}");
+        body["token"]
+            .as_str()
+            .expect("token in login answer")
+            .to_owned()
+    }
+
+    /// Creates a role as admin; returns its JSON.
+    pub async fn create_role(&self, name: &str, permissions: Value) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/roles",
+                &self.admin_token,
+                json!({"name": name, "permissions": permissions}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create role {name}: {body}");
+        body
+    }
+
+    /// Creates a user as admin with a password and role ids; returns its JSON.
+    pub async fn create_user(&self, username: &str, password: &str, role_ids: &[&str]) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/users",
+                &self.admin_token,
+                json!({"username": username, "password": password, "roles": role_ids}),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "create user {username}: {body}"
+        );
+        body
+    }
+
+    /// The id of the built-in role `name`.
+    pub async fn role_id(&self, name: &str) -> String {
+        let (status, body) = self
+            .get(&format!("/api/roles?name={name}"), &self.admin_token)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        body[0]["id"].as_str().expect("role id").to_owned()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// Asserts an error answer of the Connectware shape with `status`, and returns its message.
+pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) -> String {
+    assert_eq!(status, expected, "unexpected status, body: {body}");
+    assert_eq!(
+        body["statusCode"],
+        json!(expected.as_u16()),
+        "error shape: {body}"
+    );
+    assert!(body["error"].is_string(), "error shape: {body}");
+    body["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error shape: {body}"))
+        .to_owned()
+}
+
+/// Runs each listed `async fn name(app: TestApp)` as two tests, `sqlite::name` and
+/// `postgres::name`. The PostgreSQL variant runs only when `GATEHOUSE_TEST_DATABASE_URL` is set
+/// (the test script always sets it).
+#[macro_export]
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::common::TestApp::spawn($crate::common::Engine::Sqlite).await;
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::common::postgres_url().is_none() {
+                        eprintln!("GATEHOUSE_TEST_DATABASE_URL is not set: PostgreSQL variant not run");
+                        return;
+                    }
+                    let app = $crate::common::TestApp::spawn($crate::common::Engine::Postgres).await;
+                    super::$name(app).await;
+                }
+            )*
+        }
+    };
+}
+
+#[test]
+fn replaces_the_database_in_urls() {
+    assert_eq!(
+        replace_database("postgres://root@127.0.0.1:5432/test", "x"),
+        "postgres://root@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        replace_database("postgres://root@h/test?sslmode=disable", "x"),
+        "postgres://root@h/x?sslmode=disable"
+    );
+    assert_eq!(
+        replace_database("postgres://root@h", "x"),
+        "postgres://root@h/x"
+    );
+}
