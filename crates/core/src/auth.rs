@@ -1,7 +1,6 @@
 //! Authentication: password login, token verification into a [`Principal`], the caller's own
 //! password change, and the bootstrap of the built-in roles and the `admin` user.
 
-use rand::distributions::{Alphanumeric, DistString};
 use uuid::Uuid;
 
 use crate::error::{CoreError, CoreResult};
@@ -13,6 +12,9 @@ use crate::roles::{builtin_roles, ADMIN_ROLE};
 use crate::service::Gatehouse;
 use crate::store::{NewUser, RoleQuery, UserUpdate};
 use crate::tokens::{digest_hex, TokenSubject};
+
+/// Setting that records that the bootstrap administrator was created.
+const ADMIN_CREATED_SETTING: &str = "bootstrap.admin_created";
 
 /// Name of the bootstrap administrator.
 pub const ADMIN_USERNAME: &str = "admin";
@@ -147,7 +149,14 @@ impl Gatehouse {
             .session(subject.session_id)
             .await?
             .ok_or(REJECTED)?;
-        if session.user_id != subject.user_id || session.expires_at <= now {
+        // The stored fingerprint binds the session to exactly this token (defence in depth should
+        // the signing key leak); both are SHA-256 hex digests, compared in constant time.
+        let fingerprint_matches: bool = subtle::ConstantTimeEq::ct_eq(
+            digest_hex(token).as_bytes(),
+            session.fingerprint.as_bytes(),
+        )
+        .into();
+        if session.user_id != subject.user_id || session.expires_at <= now || !fingerprint_matches {
             return Err(REJECTED);
         }
         let user = self.store.user(subject.user_id).await?.ok_or(REJECTED)?;
@@ -215,22 +224,30 @@ impl Gatehouse {
                 limit: 1,
                 ..RoleQuery::default()
             };
-            if self.store.roles(&query).await?.1 == 0 {
+            let (existing, _) = self.store.roles(&query).await?;
+            if !existing.iter().any(|role| role.owner_user_id.is_none()) {
                 ignore_conflict(self.store.insert_role(role).await)?;
             }
         }
-        if self
-            .store
-            .credentials_by_username(ADMIN_USERNAME)
-            .await?
-            .is_some()
+        // The admin is created once per installation: deleting or renaming it later is an
+        // administrator's decision that a restart must not undo.
+        let marker = self.store.setting(ADMIN_CREATED_SETTING).await?;
+        if marker.is_some()
+            || self
+                .store
+                .credentials_by_username(ADMIN_USERNAME)
+                .await?
+                .is_some()
         {
+            self.store
+                .setting_or_insert(ADMIN_CREATED_SETTING, "true")
+                .await?;
             return Ok(None);
         }
         let (password, generated) = match admin_password {
             Some(password) => (password, None),
             None => {
-                let text = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 24);
+                let text = self.settings.password_policy.generate();
                 (PlainPassword::parse(&text, "password")?, Some(text))
             }
         };
@@ -241,12 +258,13 @@ impl Gatehouse {
             .store
             .roles(&RoleQuery {
                 names: Some(vec![ADMIN_ROLE.to_owned()]),
-                limit: 1,
+                limit: u64::MAX,
                 ..RoleQuery::default()
             })
             .await?
             .0
-            .pop()
+            .into_iter()
+            .find(|role| role.builtin)
             .ok_or(CoreError::internal("the built-in admin role is missing"))?;
         let user = User {
             id: Uuid::new_v4(),
@@ -269,11 +287,16 @@ impl Gatehouse {
             role_ids: vec![admin_role.id],
             certificates: Vec::new(),
         };
-        match self.store.insert_users(vec![new_user]).await {
-            Ok(()) => Ok(generated),
-            Err(CoreError::Conflict { .. }) => Ok(None),
-            Err(error) => Err(error),
-        }
+        let outcome = match self.store.insert_users(vec![new_user]).await {
+            Ok(()) => generated,
+            // Another replica created it first.
+            Err(CoreError::Conflict { .. }) => None,
+            Err(error) => return Err(error),
+        };
+        self.store
+            .setting_or_insert(ADMIN_CREATED_SETTING, "true")
+            .await?;
+        Ok(outcome)
     }
 }
 

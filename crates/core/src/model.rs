@@ -133,6 +133,14 @@ pub struct Role {
     pub permissions: Vec<Permission>,
 }
 
+impl Role {
+    /// Whether the role's permissions are fixed: those of the built-in administrator role, so
+    /// that no edit can lock every administrator out.
+    pub fn permissions_locked(&self) -> bool {
+        self.builtin && self.name == crate::roles::ADMIN_ROLE
+    }
+}
+
 /// A login session; every access token belongs to one, so that it can be listed and revoked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {

@@ -76,6 +76,37 @@ impl Default for PasswordPolicy {
 }
 
 impl PasswordPolicy {
+    /// Generates a random password that satisfies this policy: at least 24 characters, with the
+    /// required number of characters of each class, shuffled.
+    pub fn generate(&self) -> String {
+        use rand::seq::SliceRandom;
+        use rand::Rng;
+        const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
+        const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+        const DIGITS: &[u8] = b"23456789";
+        const SYMBOLS: &[u8] = b"!#%+-.:=?@_~";
+        let mut rng = rand::rngs::OsRng;
+        let mut pick = |set: &[u8], count: u32| -> Vec<u8> {
+            (0..count)
+                .map(|_| set[rng.gen_range(0..set.len())])
+                .collect()
+        };
+        let mut chars = Vec::new();
+        chars.extend(pick(LOWER, self.lower.max(4)));
+        chars.extend(pick(UPPER, self.upper.max(4)));
+        chars.extend(pick(DIGITS, self.numeric.max(4)));
+        chars.extend(pick(SYMBOLS, self.symbol));
+        let target = (self.min as usize).max(24);
+        if chars.len() < target {
+            let fill = u32::try_from(target - chars.len()).unwrap_or(u32::MAX);
+            let alphabet = [LOWER, UPPER, DIGITS].concat();
+            chars.extend(pick(&alphabet, fill));
+        }
+        chars.shuffle(&mut rand::rngs::OsRng);
+        // Every byte comes from the ASCII sets above.
+        String::from_utf8(chars).unwrap_or_default()
+    }
+
     /// Checks `password` against every rule; the error names the first broken rule.
     pub fn check(&self, password: &PlainPassword, field: &str) -> Result<(), CoreError> {
         let text = password.expose();
@@ -141,6 +172,29 @@ mod tests {
         assert!(policy.check(&pw("abCDef1!"), "password").is_ok());
         let err = policy.check(&pw("abCDefg1"), "password").unwrap_err();
         assert!(err.to_string().contains("symbols"), "{err}");
+    }
+
+    #[test]
+    fn generated_passwords_satisfy_the_policy() {
+        let strict = PasswordPolicy {
+            min: 40,
+            lower: 3,
+            upper: 5,
+            numeric: 6,
+            symbol: 7,
+        };
+        for policy in [PasswordPolicy::default(), strict] {
+            let generated = policy.generate();
+            assert!(generated.len() >= 24);
+            assert!(
+                policy.check(&pw(&generated), "password").is_ok(),
+                "{policy:?}"
+            );
+        }
+        assert_ne!(
+            PasswordPolicy::default().generate(),
+            PasswordPolicy::default().generate()
+        );
     }
 
     #[test]

@@ -121,6 +121,16 @@ pub fn builtin_roles() -> Vec<Role> {
     ]
 }
 
+fn ensure_permissions_editable(role: &Role) -> CoreResult<()> {
+    if role.permissions_locked() {
+        return Err(CoreError::conflict(format!(
+            "the permissions of the built-in role '{}' cannot be changed",
+            role.name
+        )));
+    }
+    Ok(())
+}
+
 impl Gatehouse {
     /// Creates a role.
     pub async fn create_role(&self, draft: RoleDraft) -> CoreResult<Role> {
@@ -198,6 +208,14 @@ impl Gatehouse {
     /// Changes a role. Built-in roles cannot be renamed.
     pub async fn update_role(&self, id: Uuid, patch: RolePatch) -> CoreResult<Role> {
         let mut role = self.role(id).await?;
+        if role.owner_user_id.is_some() {
+            return Err(CoreError::conflict(
+                "this role holds a user's direct permissions; change the user instead",
+            ));
+        }
+        if patch.permissions.is_some() {
+            ensure_permissions_editable(&role)?;
+        }
         if let Some(name) = patch.name {
             if role.builtin && name.as_str() != role.name {
                 return Err(CoreError::conflict(format!(
@@ -250,7 +268,7 @@ impl Gatehouse {
     /// Adds a permission to a role; `Conflict` if the role already declares that resource in
     /// that context.
     pub async fn add_permission(&self, role_id: Uuid, grant: Grant) -> CoreResult<Permission> {
-        self.role(role_id).await?;
+        ensure_permissions_editable(&self.role(role_id).await?)?;
         let permission = Permission {
             id: Uuid::new_v4(),
             grant,
@@ -277,6 +295,7 @@ impl Gatehouse {
         role_id: Uuid,
         permission: Permission,
     ) -> CoreResult<Permission> {
+        ensure_permissions_editable(&self.role(role_id).await?)?;
         if self
             .store
             .update_permission(role_id, permission.clone())
@@ -290,6 +309,7 @@ impl Gatehouse {
 
     /// Deletes a permission of a role.
     pub async fn delete_permission(&self, role_id: Uuid, permission_id: Uuid) -> CoreResult<()> {
+        ensure_permissions_editable(&self.role(role_id).await?)?;
         if self.store.delete_permission(role_id, permission_id).await? {
             Ok(())
         } else {

@@ -36,6 +36,25 @@ impl Default for CoreSettings {
     }
 }
 
+impl CoreSettings {
+    /// Checks the settings for contradictions; run at start-up.
+    pub fn validate(&self) -> CoreResult<()> {
+        if self.default_token_hours == 0 || self.max_token_hours == 0 {
+            return Err(CoreError::invalid(
+                "auth",
+                "token lifetimes must be at least 1 hour",
+            ));
+        }
+        if self.default_token_hours > self.max_token_hours {
+            return Err(CoreError::invalid(
+                "auth.default_token_hours",
+                "must not exceed auth.max_token_hours",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The identity core.
 #[derive(Clone)]
 pub struct Gatehouse {

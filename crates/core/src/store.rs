@@ -136,7 +136,7 @@ pub trait Store: Send + Sync + 'static {
     async fn permissions_of_user(&self, user_id: Uuid) -> CoreResult<Vec<Permission>>;
 
     // --- sessions
-    /// Stores a new session.
+    /// Stores a new session, and deletes the user's sessions that have expired.
     async fn insert_session(&self, session: Session) -> CoreResult<()>;
     /// One session, if it exists and has not been revoked.
     async fn session(&self, id: Uuid) -> CoreResult<Option<Session>>;
@@ -147,6 +147,8 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_sessions(&self, user_id: Uuid, key: Option<&str>) -> CoreResult<u64>;
 
     // --- settings
+    /// The value stored under `key`, if any.
+    async fn setting(&self, key: &str) -> CoreResult<Option<String>>;
     /// Stores `value` under `key` unless a value exists; returns the stored value either way,
     /// so replicas racing at first start agree on one.
     async fn setting_or_insert(&self, key: &str, value: &str) -> CoreResult<String>;

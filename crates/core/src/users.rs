@@ -200,6 +200,7 @@ impl Gatehouse {
         let mut role_ids = draft.role_ids;
         role_ids.sort();
         role_ids.dedup();
+        self.ensure_assignable(user.id, &role_ids, "roles").await?;
         Ok(NewUser {
             user,
             password_hash,
@@ -319,6 +320,9 @@ impl Gatehouse {
             ids.dedup();
             ids
         });
+        if let Some(ids) = &role_ids {
+            self.ensure_assignable(id, ids, "roles").await?;
+        }
         let update = UserUpdate {
             user: (user != current).then_some(user),
             password_hash,
@@ -344,7 +348,34 @@ impl Gatehouse {
 
     /// Gives a role to a user.
     pub async fn add_user_role(&self, user_id: Uuid, role_id: Uuid) -> CoreResult<()> {
+        self.store
+            .user(user_id)
+            .await?
+            .ok_or(CoreError::not_found("user"))?;
+        self.ensure_assignable(user_id, &[role_id], "roleId")
+            .await?;
         self.store.add_user_role(user_id, role_id).await
+    }
+
+    /// A user's own role (its direct permissions) belongs to that user alone; it cannot be given
+    /// to anyone else. Unknown ids pass here; the store refuses them atomically.
+    async fn ensure_assignable(
+        &self,
+        user_id: Uuid,
+        role_ids: &[Uuid],
+        field: &'static str,
+    ) -> CoreResult<()> {
+        for role_id in role_ids {
+            if let Some(role) = self.store.role(*role_id).await? {
+                if role.owner_user_id.is_some_and(|owner| owner != user_id) {
+                    return Err(CoreError::invalid(
+                        field,
+                        format!("role {role_id} holds another user's direct permissions"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Takes a role from a user. A user's own role (its direct permissions) cannot be removed

@@ -153,6 +153,39 @@ pub struct Overrides {
     pub database_url: Option<String>,
 }
 
+/// Top-level settings, as named after `GATEHOUSE_` (lower case, before any `__`).
+const SETTING_NAMES: [&str; 9] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "admin_password",
+    "auth",
+    "hashing",
+    "http",
+    "database",
+    "log",
+];
+
+/// `GATEHOUSE_*` variables that are not settings but are read elsewhere.
+const OTHER_VARIABLES: [&str; 2] = ["config", "test_database_url"];
+
+fn is_setting(key: &str) -> bool {
+    // Nested keys arrive as `auth__x` from the environment or `auth.x` once split.
+    let top = key.split(['.']).next().unwrap_or(key);
+    let top = top.split("__").next().unwrap_or(top).to_ascii_lowercase();
+    SETTING_NAMES.contains(&top.as_str())
+}
+
+/// `GATEHOUSE_*` variables that name no setting (likely typos), for a warning.
+fn unknown_environment_variables() -> Vec<String> {
+    std::env::vars()
+        .filter_map(|(name, _)| {
+            let key = name.strip_prefix("GATEHOUSE_")?.to_ascii_lowercase();
+            (!is_setting(&key) && !OTHER_VARIABLES.contains(&key.as_str())).then_some(name)
+        })
+        .collect()
+}
+
 impl Settings {
     /// Loads settings: defaults ← `file` (if given) ← environment ← `overrides`.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, Box<figment::Error>> {
@@ -160,13 +193,19 @@ impl Settings {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
+        for name in unknown_environment_variables() {
+            eprintln!("gatehouse: warning: ignoring unknown environment variable {name}");
+        }
+        figment = figment.merge(
+            Env::prefixed("GATEHOUSE_")
+                .split("__")
+                .filter(|key| is_setting(key.as_str()) && key.as_str() != "admin_password"),
+        );
+        // Taken verbatim: a password such as `12345678` must not be read as a number.
+        if let Ok(password) = std::env::var("GATEHOUSE_ADMIN_PASSWORD") {
+            figment = figment.merge(Serialized::default("admin_password", password));
+        }
         figment
-            .merge(
-                Env::prefixed("GATEHOUSE_")
-                    .split("__")
-                    // Used by the test suite only, not a setting.
-                    .ignore(&["test_database_url"]),
-            )
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)

@@ -68,6 +68,7 @@ impl Application {
         settings: &Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        settings.auth.validate()?;
         let url = settings.database_url();
         if url.starts_with("sqlite:") {
             std::fs::create_dir_all(&settings.data_dir).map_err(|source| {

@@ -12,7 +12,11 @@ use serde_json::{json, Value};
 
 /// A free loopback port (bound and released; the binary binds it right after).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Server {
@@ -24,6 +28,16 @@ struct Server {
 impl Server {
     /// Starts `gatehouse serve --listen 127.0.0.1:PORT` in `dir` with `envs`, waits for /healthz.
     fn start(dir: &Path, extra_args: &[&str], envs: &[(&str, &str)]) -> Server {
+        Self::start_logging(dir, extra_args, envs, Stdio::null())
+    }
+
+    /// Like [`Server::start`], with the server's log (stderr) sent to `stderr`.
+    fn start_logging(
+        dir: &Path,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Server {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
@@ -34,7 +48,7 @@ impl Server {
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         for (key, _) in std::env::vars() {
             if key.starts_with("GATEHOUSE_") {
                 command.env_remove(key);
@@ -51,7 +65,11 @@ impl Server {
                 let _ = sender.send(line);
             }
         });
-        let server = Server { child, base: format!("http://{listen}"), stdout_lines };
+        let server = Server {
+            child,
+            base: format!("http://{listen}"),
+            stdout_lines,
+        };
         for _ in 0..200 {
             if let Ok(response) = reqwest::blocking_get(&format!("{}/healthz", server.base)) {
                 if response == 200 {
@@ -91,11 +109,19 @@ mod reqwest {
     //! Minimal blocking helpers over the async client (the binary tests need no runtime of their own).
     pub fn blocking_get(url: &str) -> Result<u16, String> {
         runtime().block_on(async {
-            ::reqwest::get(url).await.map(|r| r.status().as_u16()).map_err(|e| e.to_string())
+            ::reqwest::get(url)
+                .await
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string())
         })
     }
 
-    pub fn blocking_json(method: &str, url: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    pub fn blocking_json(
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
         runtime().block_on(async {
             let client = ::reqwest::Client::new();
             let mut request = client.request(method.parse().unwrap(), url);
@@ -108,17 +134,28 @@ mod reqwest {
             let response = request.send().await.unwrap();
             let status = response.status().as_u16();
             let text = response.text().await.unwrap();
-            (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+            )
         })
     }
 
     fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 }
 
 fn login(base: &str, username: &str, password: &str) -> (u16, Value) {
-    reqwest::blocking_json("POST", &format!("{base}/api/login"), None, Some(json!({"username": username, "password": password})))
+    reqwest::blocking_json(
+        "POST",
+        &format!("{base}/api/login"),
+        None,
+        Some(json!({"username": username, "password": password})),
+    )
 }
 
 #[test]
@@ -128,12 +165,17 @@ fn zero_configuration_start_prints_the_admin_password_once() {
     let printed = server.stdout_text();
     let password = printed
         .lines()
-        .find_map(|line| line.strip_prefix("Created the user 'admin' with the generated password: "))
+        .find_map(|line| {
+            line.strip_prefix("Created the user 'admin' with the generated password: ")
+        })
         .unwrap_or_else(|| panic!("no generated password on stdout: {printed:?}"))
         .trim()
         .to_owned();
     assert!(password.len() >= 20, "a strong generated password");
-    assert!(dir.path().join("data/gatehouse.db").exists(), "SQLite database in ./data");
+    assert!(
+        dir.path().join("data/gatehouse.db").exists(),
+        "SQLite database in ./data"
+    );
     let (status, body) = login(&server.base, "admin", &password);
     assert_eq!(status, 200, "{body}");
     assert_eq!(login(&server.base, "admin", "wrong-password").0, 401);
@@ -158,7 +200,10 @@ fn configuration_file_environment_and_flags_are_layered() {
     let server = Server::start(
         dir.path(),
         &["--config", "gatehouse.toml", "--data-dir", "from-flag"],
-        &[("GATEHOUSE_ADMIN_PASSWORD", "admin-password-1"), ("GATEHOUSE_AUTH__PASSWORD_POLICY__MIN", "8")],
+        &[
+            ("GATEHOUSE_ADMIN_PASSWORD", "admin-password-1"),
+            ("GATEHOUSE_AUTH__PASSWORD_POLICY__MIN", "8"),
+        ],
     );
     assert!(dir.path().join("from-flag/gatehouse.db").exists());
     assert!(!dir.path().join("from-file").exists());
@@ -174,9 +219,15 @@ fn configuration_file_environment_and_flags_are_layered() {
         )
     };
     let (status, body) = create("abcdefg1");
-    assert_eq!(status, 201, "8 characters with a digit satisfy min 8 (env) + numeric 1 (file): {body}");
+    assert_eq!(
+        status, 201,
+        "8 characters with a digit satisfy min 8 (env) + numeric 1 (file): {body}"
+    );
     let (status, body) = create("abcdefghij");
-    assert_eq!(status, 422, "no digit breaks the file's numeric rule: {body}");
+    assert_eq!(
+        status, 422,
+        "no digit breaks the file's numeric rule: {body}"
+    );
     assert_eq!(body["field"], "password");
     assert!(server.terminate());
 }
@@ -196,7 +247,13 @@ fn invalid_configuration_fails_fast_with_a_message() {
 
     let output = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", "mysql://nope"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "mysql://nope",
+        ])
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -211,4 +268,196 @@ fn invalid_configuration_fails_fast_with_a_message() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("password policy"));
+}
+
+#[test]
+fn logs_are_json_on_request_and_never_contain_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let admin_password = "admin-secret-Password-77";
+    let user_password = "device-secret-Password-88";
+    let server = Server::start_logging(
+        dir.path(),
+        &[],
+        &[
+            ("GATEHOUSE_ADMIN_PASSWORD", admin_password),
+            ("GATEHOUSE_LOG__FORMAT", "json"),
+            ("GATEHOUSE_LOG__LEVEL", "debug"),
+        ],
+        Stdio::from(log_file),
+    );
+    let (status, body) = login(&server.base, "admin", admin_password);
+    assert_eq!(status, 200);
+    let admin_token = body["token"].as_str().unwrap().to_owned();
+    let (status, _) = reqwest::blocking_json(
+        "POST",
+        &format!("{}/api/users", server.base),
+        Some(&admin_token),
+        Some(json!({"username": "logged-device", "password": user_password})),
+    );
+    assert_eq!(status, 201);
+    let (status, body) = login(&server.base, "logged-device", user_password);
+    assert_eq!(status, 200);
+    let device_token = body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        login(&server.base, "logged-device", "wrong-Password-99").0,
+        401
+    );
+    let url = format!("{}/api/session?apiToken={}", server.base, admin_token);
+    assert_eq!(reqwest::blocking_json("GET", &url, None, None).0, 200);
+    assert_eq!(
+        reqwest::blocking_json(
+            "GET",
+            &format!("{}/api/session", server.base),
+            Some(&device_token),
+            None
+        )
+        .0,
+        403
+    );
+    assert!(server.terminate());
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("login succeeded"),
+        "the log was captured: {log}"
+    );
+    for line in log.lines().filter(|line| !line.trim().is_empty()) {
+        let parsed: Result<Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "not a JSON log line: {line}");
+    }
+    for secret in [
+        admin_password,
+        user_password,
+        "wrong-Password-99",
+        admin_token.as_str(),
+        device_token.as_str(),
+    ] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+    // Token parts (header.payload.signature) must not appear either.
+    let signature = admin_token.rsplit('.').next().unwrap();
+    assert!(!log.contains(signature));
+}
+
+#[test]
+fn environment_edge_cases_do_not_break_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("conf.toml"),
+        "[auth.password_policy]\nmin = 8\n",
+    )
+    .unwrap();
+    // GATEHOUSE_CONFIG names the file; a number-like password stays a string; an unknown
+    // GATEHOUSE_ variable is warned about, not fatal.
+    let server = Server::start(
+        dir.path(),
+        &[],
+        &[
+            ("GATEHOUSE_CONFIG", "conf.toml"),
+            ("GATEHOUSE_ADMIN_PASSWORD", "00012345"),
+            ("GATEHOUSE_NO_SUCH_SETTING", "1"),
+        ],
+    );
+    let (status, body) = login(&server.base, "admin", "00012345");
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let (status, _) = reqwest::blocking_json(
+        "POST",
+        &format!("{}/api/users", server.base),
+        Some(&token),
+        Some(json!({"username": "seven-chars", "password": "1234567"})),
+    );
+    assert_eq!(status, 422, "min 8 from the file named by GATEHOUSE_CONFIG");
+    assert!(server.terminate());
+}
+
+#[test]
+fn generated_admin_password_satisfies_a_strict_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[],
+        &[
+            ("GATEHOUSE_AUTH__PASSWORD_POLICY__SYMBOL", "3"),
+            ("GATEHOUSE_AUTH__PASSWORD_POLICY__MIN", "30"),
+        ],
+    );
+    let printed = server.stdout_text();
+    let password = printed
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("Created the user 'admin' with the generated password: ")
+        })
+        .unwrap_or_else(|| panic!("{printed:?}"))
+        .trim()
+        .to_owned();
+    assert!(password.chars().count() >= 30);
+    assert_eq!(login(&server.base, "admin", &password).0, 200);
+    assert!(server.terminate());
+}
+
+#[test]
+fn a_deleted_admin_is_not_recreated_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [("GATEHOUSE_ADMIN_PASSWORD", "first-admin-pass")];
+    let server = Server::start(dir.path(), &[], &envs);
+    let admin_token = login(&server.base, "admin", "first-admin-pass").1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin_role = reqwest::blocking_json(
+        "GET",
+        &format!("{}/api/roles?name=connectware-admin", server.base),
+        Some(&admin_token),
+        None,
+    )
+    .1[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = reqwest::blocking_json(
+        "POST",
+        &format!("{}/api/users", server.base),
+        Some(&admin_token),
+        Some(
+            json!({"username": "second-admin", "password": "second-admin-pass", "roles": [admin_role]}),
+        ),
+    );
+    assert_eq!(status, 201);
+    let second = login(&server.base, "second-admin", "second-admin-pass").1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin_id = reqwest::blocking_json(
+        "GET",
+        &format!("{}/api/listUsers?usernames=admin", server.base),
+        Some(&second),
+        None,
+    )
+    .1["users"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = reqwest::blocking_json(
+        "DELETE",
+        &format!("{}/api/users/{admin_id}", server.base),
+        Some(&second),
+        None,
+    );
+    assert_eq!(status, 204);
+    assert!(server.terminate());
+
+    let server = Server::start(dir.path(), &[], &envs);
+    assert_eq!(
+        login(&server.base, "admin", "first-admin-pass").0,
+        401,
+        "the deleted admin stays deleted"
+    );
+    assert_eq!(
+        login(&server.base, "second-admin", "second-admin-pass").0,
+        200
+    );
+    assert!(server.terminate());
 }

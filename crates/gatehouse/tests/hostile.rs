@@ -22,7 +22,9 @@ both_engines!(
 );
 
 async fn user_count(app: &TestApp) -> u64 {
-    let (status, body) = app.get("/api/listUsers?rowsPerPage=1000", &app.admin_token).await;
+    let (status, body) = app
+        .get("/api/listUsers?rowsPerPage=1000", &app.admin_token)
+        .await;
     assert_eq!(status, StatusCode::OK);
     body["pagination"]["totalRows"].as_u64().unwrap()
 }
@@ -34,18 +36,42 @@ async fn oversized_body_is_413_and_stores_nothing(app: TestApp) {
     assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(user_count(&app).await, before);
     // The server is still healthy afterwards.
-    assert_eq!(app.get("/api/session", &app.admin_token).await.0, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/session", &app.admin_token).await.0,
+        StatusCode::OK
+    );
 }
 
 async fn malformed_json_and_wrong_types_are_400(app: TestApp) {
     let before = user_count(&app).await;
-    for raw in ["{", "{\"username\": }", "[1,2", "nul", "\u{0}", "{\"username\": \"abc\", \"password\": \"abcdef\",}"] {
-        let (status, body) =
-            app.send_raw(Method::POST, "/api/users", &app.admin_token, "application/json", raw.as_bytes().to_vec()).await;
+    for raw in [
+        "{",
+        "{\"username\": }",
+        "[1,2",
+        "nul",
+        "\u{0}",
+        "{\"username\": \"abc\", \"password\": \"abcdef\",}",
+    ] {
+        let (status, body) = app
+            .send_raw(
+                Method::POST,
+                "/api/users",
+                &app.admin_token,
+                "application/json",
+                raw.as_bytes().to_vec(),
+            )
+            .await;
         assert_error(status, &body, StatusCode::BAD_REQUEST);
     }
-    let (status, body) =
-        app.send_raw(Method::POST, "/api/users", &app.admin_token, "application/json", vec![0xff, 0xfe, 0x7b]).await;
+    let (status, body) = app
+        .send_raw(
+            Method::POST,
+            "/api/users",
+            &app.admin_token,
+            "application/json",
+            vec![0xff, 0xfe, 0x7b],
+        )
+        .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST);
     for wrong in [
         json!({"username": ["a"], "password": "secret1"}),
@@ -56,36 +82,96 @@ async fn malformed_json_and_wrong_types_are_400(app: TestApp) {
         json!({"username": "typed", "password": "secret1", "enforceMFAEnrollment": "yes"}),
         json!(null),
         json!(42),
+        // serde would read an array into a struct field by field; bodies must be objects.
+        json!(["array-user", "secret1"]),
+        json!({"username": "typed", "password": "secret1", "initialPermissions": [["a/#", "read", "mqtt"]]}),
+        json!({"username": "typed", "password": "secret1", "grantTypes": [["password", false]]}),
+        json!({"username": "typed", "password": "secret1", "certificates": [["ab".repeat(32)]]}),
     ] {
-        let (status, body) = app.post("/api/users", &app.admin_token, wrong.clone()).await;
+        let (status, body) = app
+            .post("/api/users", &app.admin_token, wrong.clone())
+            .await;
         assert_error(status, &body, StatusCode::BAD_REQUEST);
     }
+    for batch in [
+        json!([["array-user", "secret1"]]),
+        json!({"username": "x"}),
+        json!([1]),
+    ] {
+        let (status, body) = app.post("/api/users/batch", &app.admin_token, batch).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST);
+    }
+    let (status, body) = app
+        .request(
+            Method::POST,
+            "/api/login",
+            None,
+            Some(json!(["admin", common::ADMIN_PASSWORD])),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
     assert_eq!(user_count(&app).await, before);
 }
 
 async fn wrong_content_type_is_415(app: TestApp) {
     let body = br#"{"username": "formy", "password": "secret1"}"#.to_vec();
-    let (status, answer) = app.send_raw(Method::POST, "/api/users", &app.admin_token, "text/plain", body).await;
+    let (status, answer) = app
+        .send_raw(
+            Method::POST,
+            "/api/users",
+            &app.admin_token,
+            "text/plain",
+            body,
+        )
+        .await;
     assert_error(status, &answer, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let (_, users) = app.get("/api/listUsers?usernames=formy", &app.admin_token).await;
+    let (_, users) = app
+        .get("/api/listUsers?usernames=formy", &app.admin_token)
+        .await;
     assert_eq!(users["users"], json!([]));
 }
 
 async fn deeply_nested_json_is_400(app: TestApp) {
     let depth = 100_000;
     let raw = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-    let (status, body) = app.send_raw(Method::POST, "/api/roles", &app.admin_token, "application/json", raw.into_bytes()).await;
+    let (status, body) = app
+        .send_raw(
+            Method::POST,
+            "/api/roles",
+            &app.admin_token,
+            "application/json",
+            raw.into_bytes(),
+        )
+        .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST);
-    let nested_field = format!("{{\"name\": \"deep\", \"permissions\": {}{}}}", "[".repeat(5000), "]".repeat(5000));
-    let (status, body) =
-        app.send_raw(Method::POST, "/api/roles", &app.admin_token, "application/json", nested_field.into_bytes()).await;
+    let nested_field = format!(
+        "{{\"name\": \"deep\", \"permissions\": {}{}}}",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let (status, body) = app
+        .send_raw(
+            Method::POST,
+            "/api/roles",
+            &app.admin_token,
+            "application/json",
+            nested_field.into_bytes(),
+        )
+        .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST);
 }
 
 async fn unknown_routes_and_methods_answer_in_shape(app: TestApp) {
     let (status, body) = app.get("/api/does-not-exist", &app.admin_token).await;
     assert_error(status, &body, StatusCode::NOT_FOUND);
-    let (status, body) = app.request(Method::PATCH, "/api/users", Some(&app.admin_token), Some(json!({}))).await;
+    let (status, body) = app
+        .request(
+            Method::PATCH,
+            "/api/users",
+            Some(&app.admin_token),
+            Some(json!({})),
+        )
+        .await;
     assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED);
     let (status, body) = app.get("/api/users/batch", &app.admin_token).await;
     assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED);
@@ -115,15 +201,28 @@ async fn hostile_strings_are_refused_without_harm(app: TestApp) {
         " admin".to_owned(),
     ];
     for name in &names {
-        let (status, body) = app.post("/api/users", &app.admin_token, json!({"username": name, "password": "secret1"})).await;
+        let (status, body) = app
+            .post(
+                "/api/users",
+                &app.admin_token,
+                json!({"username": name, "password": "secret1"}),
+            )
+            .await;
         let message = assert_error(status, &body, StatusCode::BAD_REQUEST);
         assert_eq!(body["field"], "username", "{message}");
     }
     // Quotes in filters are data, not SQL.
-    let (status, body) = app.get("/api/listUsers?usernames=a'%20OR%20'1'='1", &app.admin_token).await;
+    let (status, body) = app
+        .get(
+            "/api/listUsers?usernames=a'%20OR%20'1'='1",
+            &app.admin_token,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["users"], json!([]));
-    let (status, body) = app.get("/api/roles?name=x'%20OR%201=1--", &app.admin_token).await;
+    let (status, body) = app
+        .get("/api/roles?name=x'%20OR%201=1--", &app.admin_token)
+        .await;
     assert_eq!((status, body), (StatusCode::OK, json!([])));
     // A topic filter with a NUL or a misplaced wildcard is refused.
     for resource in ["a/\u{0}", "a/#/b", "a+/b", ""] {
@@ -137,17 +236,33 @@ async fn hostile_strings_are_refused_without_harm(app: TestApp) {
         assert_error(status, &body, StatusCode::BAD_REQUEST);
     }
     assert_eq!(user_count(&app).await, before);
-    let (_, roles) = app.get("/api/roles?name=bad-filter", &app.admin_token).await;
+    let (_, roles) = app
+        .get("/api/roles?name=bad-filter", &app.admin_token)
+        .await;
     assert_eq!(roles, json!([]));
 }
 
 async fn parallel_creates_of_one_username_store_one_user(app: TestApp) {
-    let attempts = (0..12).map(|_| app.post("/api/users", &app.admin_token, json!({"username": "racer", "password": "secret1"})));
+    let attempts = (0..12).map(|_| {
+        app.post(
+            "/api/users",
+            &app.admin_token,
+            json!({"username": "racer", "password": "secret1"}),
+        )
+    });
     let results: Vec<(StatusCode, Value)> = join_all(attempts).await;
-    let created = results.iter().filter(|(status, _)| *status == StatusCode::CREATED).count();
-    let conflicts = results.iter().filter(|(status, _)| *status == StatusCode::CONFLICT).count();
+    let created = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    let conflicts = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CONFLICT)
+        .count();
     assert_eq!((created, conflicts), (1, 11), "{results:?}");
-    let (_, users) = app.get("/api/listUsers?usernames=racer", &app.admin_token).await;
+    let (_, users) = app
+        .get("/api/listUsers?usernames=racer", &app.admin_token)
+        .await;
     assert_eq!(users["users"].as_array().unwrap().len(), 1);
 }
 
@@ -156,22 +271,46 @@ async fn parallel_permission_adds_store_one_permission(app: TestApp) {
     let path = format!("/api/roles/{}/permissions", role["id"].as_str().unwrap());
     let attempts = (0..12).map(|index| {
         let operation = if index % 2 == 0 { "read" } else { "write" };
-        app.post(&path, &app.admin_token, json!({"resource": "race/#", "operation": operation, "context": "mqtt"}))
+        app.post(
+            &path,
+            &app.admin_token,
+            json!({"resource": "race/#", "operation": operation, "context": "mqtt"}),
+        )
     });
     let results = join_all(attempts).await;
-    let created = results.iter().filter(|(status, _)| *status == StatusCode::CREATED).count();
+    let created = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
     assert_eq!(created, 1, "{results:?}");
-    assert!(results.iter().all(|(status, _)| *status == StatusCode::CREATED || *status == StatusCode::CONFLICT));
+    assert!(results
+        .iter()
+        .all(|(status, _)| *status == StatusCode::CREATED || *status == StatusCode::CONFLICT));
     let (_, permissions) = app.get(&path, &app.admin_token).await;
     assert_eq!(permissions.as_array().unwrap().len(), 1);
 }
 
 async fn responses_carry_a_request_id(app: TestApp) {
     let response = app.client.get(app.url("/healthz")).send().await.unwrap();
-    let id = response.headers().get("x-request-id").expect("x-request-id header").to_str().unwrap().to_owned();
+    let id = response
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id header")
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(id.len(), 36, "a UUID: {id}");
-    let response = app.client.get(app.url("/healthz")).header("x-request-id", "caller-chosen-1").send().await.unwrap();
-    assert_eq!(response.headers().get("x-request-id").unwrap(), "caller-chosen-1");
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "caller-chosen-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers().get("x-request-id").unwrap(),
+        "caller-chosen-1"
+    );
     let response = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }

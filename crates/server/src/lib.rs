@@ -24,7 +24,7 @@ pub struct AppState {
 pub struct HttpLimits {
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
-    /// Longest time a request may take before it is answered with 408/503.
+    /// Longest time a request may take before it is answered with 503.
     pub request_timeout: Duration,
 }
 

@@ -3,13 +3,15 @@
 //! turns a panic into a 500 instead of a dropped connection.
 
 use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderName, Request};
 use axum::Router;
+use tower::timeout::TimeoutLayer;
+use tower::BoxError;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 use tracing::Level;
@@ -49,10 +51,10 @@ pub fn wrap(routes: Router, limits: HttpLimits) -> Router {
             .layer(CatchPanicLayer::custom(
                 crate::dialect::connectware::panic_response,
             ))
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::SERVICE_UNAVAILABLE,
-                limits.request_timeout,
-            ))
+            .layer(HandleErrorLayer::new(|_: BoxError| async {
+                crate::dialect::connectware::timeout_response()
+            }))
+            .layer(TimeoutLayer::new(limits.request_timeout))
             .layer(DefaultBodyLimit::max(limits.body_limit_bytes)),
     )
 }

@@ -840,6 +840,12 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(|error| map_error(error, "session exists", "user"))?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND expires_at <= $2")
+            .bind(session.user_id.to_string())
+            .bind(session.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -887,6 +893,16 @@ impl Store for SqlStore {
         }
         .map_err(db_error)?;
         Ok(result.rows_affected())
+    }
+
+    async fn setting(&self, key: &str) -> CoreResult<Option<String>> {
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(|row| row.try_get("value").map_err(db_error))
+            .transpose()
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> CoreResult<String> {

@@ -129,10 +129,12 @@ pub struct TestApp {
 
 /// Settings for tests: random port, cheap argon2id (the same algorithm, lower cost).
 pub fn test_settings(data_dir: PathBuf) -> Settings {
-    let mut settings = Settings::default();
-    settings.listen = "127.0.0.1:0".parse().expect("loopback address");
-    settings.data_dir = data_dir;
-    settings.admin_password = Some(ADMIN_PASSWORD.to_owned());
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().expect("loopback address"),
+        data_dir,
+        admin_password: Some(ADMIN_PASSWORD.to_owned()),
+        ..Settings::default()
+    };
     settings.hashing.argon2 = Argon2Config {
         memory_kib: 1024,
         iterations: 1,

@@ -1,9 +1,10 @@
 -- Identity core: users, roles, permissions, certificates, sessions, settings.
 -- Kept in lockstep with ../sqlite/0001_identity.sql. Ids are UUID text, times are Unix
--- milliseconds, flags are 0/1 integers (one query path serves both engines).
+-- milliseconds, flags are 0/1 integers (one query path serves both engines). Names use
+-- byte-order collation ("C"), SQLite's default, so both engines sort pages alike.
 CREATE TABLE users (
     id TEXT PRIMARY KEY,
-    username TEXT NOT NULL UNIQUE,
+    username TEXT COLLATE "C" NOT NULL UNIQUE,
     password_hash TEXT,
     identity_provider TEXT NOT NULL,
     grant_types TEXT NOT NULL,
@@ -17,7 +18,7 @@ CREATE TABLE users (
 
 CREATE TABLE roles (
     id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
     is_shared BIGINT NOT NULL,
     auto_generated BIGINT NOT NULL,
     ldap_group_dn TEXT,

@@ -1,6 +1,7 @@
 -- Identity core: users, roles, permissions, certificates, sessions, settings.
 -- Kept in lockstep with ../postgres/0001_identity.sql. Ids are UUID text, times are Unix
--- milliseconds, flags are 0/1 integers (one query path serves both engines).
+-- milliseconds, flags are 0/1 integers (one query path serves both engines). Names use
+-- byte-order collation ("C"), SQLite's default, so both engines sort pages alike.
 CREATE TABLE users (
     id TEXT PRIMARY KEY,
     username TEXT NOT NULL UNIQUE,

@@ -19,14 +19,22 @@ const MISSING: CoreError = CoreError::Unauthenticated {
     reason: "a token is required (Authorization: Bearer or ?apiToken=)",
 };
 
-/// The token of a request: the `Authorization: Bearer` header wins over `?apiToken=`.
+/// The token of a request: `Authorization: Bearer <token>` or a bare `Authorization: <token>`
+/// (the seed's `Authorization: YOUR_API_KEY` form) wins over `?apiToken=<token>`; an
+/// `Authorization` header of another scheme (e.g. Basic) is not a token and is ignored here.
 fn token_of(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-        let text = value.to_str().ok()?;
-        let (scheme, token) = text.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned());
+    let from_header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .and_then(|text| match text.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
+            Some(_) => None,
+            None => Some(text),
+        });
+    if let Some(token) = from_header {
+        return Some(token.to_owned());
     }
     parts.uri.query()?;
     let axum_extra::extract::Query(pairs) =

@@ -93,6 +93,15 @@ pub async fn method_not_allowed() -> Response {
     )
 }
 
+/// Answer when a request took longer than the configured timeout.
+pub fn timeout_response() -> Response {
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the request took too long; retry later".to_owned(),
+        None,
+    )
+}
+
 /// Answer when a handler panicked: a 500 in the dialect's shape; the panic itself is logged.
 pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
     let detail = panic

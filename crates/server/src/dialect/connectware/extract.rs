@@ -8,11 +8,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::QueryRejection;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::error::error_response;
 
-/// A JSON body.
+/// A JSON object body. Other JSON values are refused even where serde would accept them (it
+/// reads an array into a struct field by field, so `["a", "b"]` could pass for an object).
 pub struct Body<T>(pub T);
 
 impl<S, T> FromRequest<S> for Body<T>
@@ -23,11 +25,56 @@ where
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let value = json_value(request, state).await?;
+        if !value.is_object() {
+            return Err(bad_request("the body must be a JSON object".to_owned()));
         }
+        serde_json::from_value(value)
+            .map(Body)
+            .map_err(|error| bad_request(error.to_string()))
     }
+}
+
+/// A JSON array body whose entries are all objects (e.g. a batch).
+pub struct Bodies<T>(pub Vec<T>);
+
+impl<S, T> FromRequest<S> for Bodies<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Value::Array(entries) = json_value(request, state).await? else {
+            return Err(bad_request(
+                "the body must be a JSON array of objects".to_owned(),
+            ));
+        };
+        entries
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                if !entry.is_object() {
+                    return Err(format!("[{index}]: must be a JSON object"));
+                }
+                serde_json::from_value(entry).map_err(|error| format!("[{index}]: {error}"))
+            })
+            .collect::<Result<Vec<T>, String>>()
+            .map_err(bad_request)
+            .map(Bodies)
+    }
+}
+
+async fn json_value<S: Send + Sync>(request: Request, state: &S) -> Result<Value, Response> {
+    axum::Json::<Value>::from_request(request, state)
+        .await
+        .map(|axum::Json(value)| value)
+        .map_err(json_rejection)
+}
+
+fn bad_request(message: String) -> Response {
+    error_response(StatusCode::BAD_REQUEST, message, None)
 }
 
 fn json_rejection(rejection: JsonRejection) -> Response {

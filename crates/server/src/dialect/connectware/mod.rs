@@ -19,7 +19,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 
 pub use caller::Caller;
-pub use error::{method_not_allowed, not_found, panic_response, ApiError};
+pub use error::{method_not_allowed, not_found, panic_response, timeout_response, ApiError};
 
 use crate::AppState;
 

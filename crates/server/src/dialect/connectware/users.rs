@@ -17,10 +17,11 @@ use uuid::Uuid;
 
 use super::caller::Caller;
 use super::error::ApiError;
-use super::extract::{Body, Ids, Query};
+use super::extract::{Bodies, Body, Ids, Query};
 use super::wire::{
-    absent_or_null, in_field, parse_certificates, parse_grants, parse_prefix, parse_provider,
-    parse_role_ids, split_list, CertificateIn, PaginationOut, PermissionIn, TokenOut, UserOut,
+    absent_or_null, in_field, objects, optional_objects, parse_certificates, parse_grants,
+    parse_prefix, parse_provider, parse_role_ids, split_list, CertificateIn, PaginationOut,
+    PermissionIn, TokenOut, UserOut,
 };
 use crate::AppState;
 
@@ -38,11 +39,11 @@ pub struct CreateUserIn {
     mqtt_publish_prefix: Option<String>,
     #[serde(rename = "identityProvider", default)]
     identity_provider: Option<String>,
-    #[serde(rename = "grantTypes", default)]
+    #[serde(rename = "grantTypes", default, deserialize_with = "optional_objects")]
     grant_types: Option<Vec<GrantType>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "objects")]
     certificates: Vec<CertificateIn>,
-    #[serde(rename = "initialPermissions", default)]
+    #[serde(rename = "initialPermissions", default, deserialize_with = "objects")]
     initial_permissions: Vec<PermissionIn>,
     #[serde(default)]
     roles: Vec<String>,
@@ -96,7 +97,7 @@ pub async fn create(
 pub async fn create_batch(
     State(state): State<AppState>,
     _caller: Caller,
-    Body(bodies): Body<Vec<CreateUserIn>>,
+    Bodies(bodies): Bodies<CreateUserIn>,
 ) -> ApiResult<Response> {
     if bodies.is_empty() {
         return Err(CoreError::invalid("body", "must list at least one user").into());
@@ -204,11 +205,11 @@ pub struct UpdateUserIn {
     mqtt_publish_prefix: Option<Option<String>>,
     #[serde(rename = "identityProvider", default)]
     identity_provider: Option<String>,
-    #[serde(rename = "grantTypes", default)]
+    #[serde(rename = "grantTypes", default, deserialize_with = "optional_objects")]
     grant_types: Option<Vec<GrantType>>,
     #[serde(default)]
     roles: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_objects")]
     permissions: Option<Vec<PermissionIn>>,
     #[serde(rename = "disableMfa", default)]
     disable_mfa: bool,

@@ -327,20 +327,41 @@ impl<T> From<&Page<T>> for PaginationOut {
     }
 }
 
+/// Deserializes a list whose entries must be JSON objects (serde alone would also read an
+/// array into a struct field by field).
+pub fn objects<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let maps = Vec::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)?;
+    maps.into_iter()
+        .map(|map| {
+            serde_json::from_value(serde_json::Value::Object(map)).map_err(serde::de::Error::custom)
+        })
+        .collect()
+}
+
+/// [`objects`] for an optional list.
+pub fn optional_objects<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    objects(deserializer).map(Some)
+}
+
 /// Splits list query values: each may be repeated and/or comma-separated; empty parts are dropped.
+/// An empty filter (`?usernames=`) means no filter.
 pub fn split_list(values: Vec<String>) -> Option<Vec<String>> {
-    if values.is_empty() {
-        return None;
-    }
-    Some(
-        values
-            .iter()
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    )
+    let parts: Vec<String> = values
+        .iter()
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!parts.is_empty()).then_some(parts)
 }
 
 /// A JSON value that distinguishes "absent" from "null" (for fields that may be cleared).
