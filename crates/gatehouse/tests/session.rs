@@ -47,14 +47,7 @@ async fn wrong_password_unknown_user_and_malformed_names_get_the_same_answer(app
         ("nobody-here", "whatever1"),
         ("x", "whatever1"),
     ] {
-        let (status, body) = app
-            .request(
-                Method::POST,
-                "/api/login",
-                None,
-                Some(json!({"username": username, "password": password})),
-            )
-            .await;
+        let (status, body) = app.try_login(username, password).await;
         let message = assert_error(status, &body, StatusCode::UNAUTHORIZED);
         answers.push(message);
     }

@@ -139,14 +139,7 @@ async fn session_permissions(app: &TestApp, token: &str) -> Vec<(String, String,
 
 /// Status of a login attempt.
 async fn login_status(app: &TestApp, username: &str, password: &str) -> StatusCode {
-    app.request(
-        Method::POST,
-        "/api/login",
-        None,
-        Some(json!({"username": username, "password": password})),
-    )
-    .await
-    .0
+    app.try_login(username, password).await.0
 }
 
 /// Creates a user holding only `minimum-access` and logs it in.

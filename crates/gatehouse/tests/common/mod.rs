@@ -296,16 +296,20 @@ impl TestApp {
         )
     }
 
+    /// Attempts `POST /api/login`; returns status and answer.
+    pub async fn try_login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        self.request(
+            Method::POST,
+            "/api/login",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
+    }
+
     /// Logs in through `POST /api/login` and returns the token; panics unless 200.
     pub async fn login(&self, username: &str, password: &str) -> String {
-        let (status, body) = self
-            .request(
-                Method::POST,
-                "/api/login",
-                None,
-                Some(json!({"username": username, "password": password})),
-            )
-            .await;
+        let (status, body) = self.try_login(username, password).await;
         assert_eq!(status, StatusCode::OK, "login of {username} failed: {body}");
         body["token"]
             .as_str()

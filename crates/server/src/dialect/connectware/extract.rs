@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::QueryRejection;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::error::error_response;
 
@@ -86,31 +85,18 @@ fn json_rejection(rejection: JsonRejection) -> Response {
     error_response(status, rejection.body_text(), None)
 }
 
-/// Path parameters that must all be UUIDs.
+/// Path parameters that must all be UUIDs (`Ids<Uuid>`, `Ids<(Uuid, Uuid)>`).
 pub struct Ids<T>(pub T);
 
-impl<S> FromRequestParts<S> for Ids<Uuid>
+impl<S, T> FromRequestParts<S> for Ids<T>
 where
+    T: DeserializeOwned + Send,
     S: Send + Sync,
 {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<Uuid>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Path(id)| Ids(id))
-            .map_err(path_rejection)
-    }
-}
-
-impl<S> FromRequestParts<S> for Ids<(Uuid, Uuid)>
-where
-    S: Send + Sync,
-{
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<(Uuid, Uuid)>::from_request_parts(parts, state)
+        axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(ids)| Ids(ids))
             .map_err(path_rejection)
