@@ -62,6 +62,8 @@ pub struct LoginRequest {
     pub lifetime_hours: Option<u64>,
     /// A label for the token.
     pub label: Option<String>,
+    /// The caller's network address, for the per-address rate limit.
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Gatehouse {
@@ -84,6 +86,19 @@ impl Gatehouse {
                 ));
             }
         }
+        // Every attempt counts against the caller's address; only failures count against the
+        // account (a success gives its attempt back), so a flood of wrong passwords for one
+        // user is slowed down without locking out a script that logs in often.
+        if let Some(client) = request.client {
+            self.login_limits
+                .per_address
+                .try_acquire(&client.to_string())
+                .inspect_err(|_| count_login("rate_limited"))?;
+        }
+        self.login_limits
+            .per_account
+            .try_acquire(&request.username)
+            .inspect_err(|_| count_login("rate_limited"))?;
         let credentials = match Username::parse(&request.username) {
             Ok(name) => self.store.credentials_by_username(name.as_str()).await?,
             Err(_) => None,
@@ -101,8 +116,13 @@ impl Gatehouse {
             {
                 credentials.user
             }
-            _ => return Err(BAD_CREDENTIALS),
+            _ => {
+                count_login("failure");
+                return Err(BAD_CREDENTIALS);
+            }
         };
+        self.login_limits.per_account.refund(&request.username);
+        count_login("success");
         let now = self.clock.now_millis();
         let lifetime_millis = i64::try_from(lifetime_hours)
             .unwrap_or(i64::MAX)
@@ -298,6 +318,11 @@ impl Gatehouse {
             .await?;
         Ok(outcome)
     }
+}
+
+/// Counts a login outcome for `/metrics`.
+fn count_login(outcome: &'static str) {
+    metrics::counter!("gatehouse_logins_total", "outcome" => outcome).increment(1);
 }
 
 fn ignore_conflict(result: CoreResult<()>) -> CoreResult<()> {

@@ -11,6 +11,7 @@ pub mod model;
 pub mod names;
 pub mod password;
 pub mod permission;
+pub mod ratelimit;
 pub mod roles;
 pub mod service;
 pub mod store;

@@ -10,6 +10,7 @@ use crate::clock::Clock;
 use crate::error::{CoreError, CoreResult};
 use crate::hashing::PasswordHasher;
 use crate::password::PasswordPolicy;
+use crate::ratelimit::{RateLimit, RateLimiter};
 use crate::store::Store;
 use crate::tokens::TokenKeys;
 
@@ -23,6 +24,10 @@ pub struct CoreSettings {
     pub default_token_hours: u32,
     /// Longest lifetime a caller may ask for, in hours.
     pub max_token_hours: u32,
+    /// Login attempts per client address (all attempts count).
+    pub login_per_address: RateLimit,
+    /// Failed login attempts per account name (successful ones are given back).
+    pub login_per_account: RateLimit,
 }
 
 impl Default for CoreSettings {
@@ -32,6 +37,14 @@ impl Default for CoreSettings {
             default_token_hours: 24,
             // Connectware's documentation shows `expireTimeInHours: 99999` for long-lived tokens.
             max_token_hours: 100_000,
+            login_per_address: RateLimit {
+                burst: 60,
+                per_minute: 60,
+            },
+            login_per_account: RateLimit {
+                burst: 10,
+                per_minute: 2,
+            },
         }
     }
 }
@@ -63,6 +76,13 @@ pub struct Gatehouse {
     pub(crate) keys: TokenKeys,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: CoreSettings,
+    pub(crate) login_limits: Arc<LoginLimits>,
+}
+
+/// The login rate limiters.
+pub(crate) struct LoginLimits {
+    pub(crate) per_address: RateLimiter,
+    pub(crate) per_account: RateLimiter,
 }
 
 impl Gatehouse {
@@ -74,12 +94,17 @@ impl Gatehouse {
         clock: Arc<dyn Clock>,
         settings: CoreSettings,
     ) -> Self {
+        let login_limits = Arc::new(LoginLimits {
+            per_address: RateLimiter::new(settings.login_per_address, clock.clone()),
+            per_account: RateLimiter::new(settings.login_per_account, clock.clone()),
+        });
         Self {
             store,
             hasher,
             keys,
             clock,
             settings,
+            login_limits,
         }
     }
 

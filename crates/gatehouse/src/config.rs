@@ -65,13 +65,18 @@ impl Default for HashingSettings {
 }
 
 /// HTTP settings.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
     /// Largest request body, in bytes.
     pub body_limit_bytes: usize,
     /// Longest time a request may take, in seconds.
     pub request_timeout_secs: u64,
+    /// Origins allowed to call the API from a browser (CORS); empty = CORS off; `*` = any.
+    pub cors_allowed_origins: Vec<String>,
+    /// Take the client address from the right-most `X-Forwarded-For` entry (only behind a
+    /// reverse proxy that sets it).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for HttpSettings {
@@ -79,6 +84,8 @@ impl Default for HttpSettings {
         Self {
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
+            cors_allowed_origins: Vec::new(),
+            trust_forwarded_for: false,
         }
     }
 }

@@ -94,8 +94,13 @@ impl Application {
             request_timeout: std::time::Duration::from_secs(
                 settings.http.request_timeout_secs.max(1),
             ),
+            cors_allowed_origins: settings.http.cors_allowed_origins.clone(),
         };
-        let router = gatehouse_server::app(AppState { core }, limits);
+        let state = AppState {
+            core,
+            trust_forwarded_for: settings.http.trust_forwarded_for,
+        };
+        let router = gatehouse_server::app(state, limits);
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -122,7 +127,11 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let result = axum::serve(self.listener, self.router)
+        // Peer addresses feed the per-address rate limits.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
         self.store.close().await;

@@ -3,8 +3,10 @@
 //! panic guard). Handlers parse the wire format into core types, call one core operation and
 //! render the result or error in their dialect's shape; no rule lives here.
 
+pub mod client;
 pub mod dialect;
 pub mod health;
+pub mod metrics;
 pub mod middleware;
 
 use std::time::Duration;
@@ -17,15 +19,19 @@ use gatehouse_core::Gatehouse;
 pub struct AppState {
     /// The identity core.
     pub core: Gatehouse,
+    /// Take the client address from `X-Forwarded-For` (behind a trusted reverse proxy).
+    pub trust_forwarded_for: bool,
 }
 
 /// HTTP limits, from the configuration file.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HttpLimits {
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
     /// Longest time a request may take before it is answered with 503.
     pub request_timeout: Duration,
+    /// Origins allowed by CORS; empty turns CORS off (no `Access-Control-*` headers).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for HttpLimits {
@@ -33,15 +39,19 @@ impl Default for HttpLimits {
         Self {
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
 
 /// Builds the complete application: every dialect and the health endpoints, with middleware.
 pub fn app(state: AppState, limits: HttpLimits) -> Router {
+    metrics::install();
     let routes = Router::new()
         .merge(health::router())
         .merge(dialect::connectware::router())
+        .route("/metrics", axum::routing::get(metrics::render))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(dialect::connectware::not_found)
         .method_not_allowed_fallback(dialect::connectware::method_not_allowed)
         .with_state(state);

@@ -11,6 +11,7 @@ use super::caller::Caller;
 use super::error::ApiError;
 use super::extract::Body;
 use super::wire::{permissions_out, PermissionOut};
+use crate::client::ClientAddress;
 use crate::AppState;
 
 /// Body of C25.
@@ -42,6 +43,7 @@ pub struct LoginOut {
 /// C25 `POST /api/login`.
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     Body(body): Body<LoginIn>,
 ) -> Result<Json<LoginOut>, ApiError> {
     let request = LoginRequest {
@@ -49,6 +51,7 @@ pub async fn login(
         password: PlainPassword::parse(&body.password, "password")?,
         lifetime_hours: body.expire_time_in_hours,
         label: body.label,
+        client,
     };
     let outcome = state.core.login(request).await?;
     Ok(Json(LoginOut {

@@ -327,14 +327,17 @@ impl<T> From<&Page<T>> for PaginationOut {
     }
 }
 
-/// Deserializes a list whose entries must be JSON objects (serde alone would also read an
+/// Deserializes a list (`null` = empty) whose entries must be JSON objects (serde alone would also read an
 /// array into a struct field by field).
 pub fn objects<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::de::DeserializeOwned,
 {
-    let maps = Vec::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)?;
+    // `null` counts as an absent list.
+    let maps =
+        Option::<Vec<serde_json::Map<String, serde_json::Value>>>::deserialize(deserializer)?
+            .unwrap_or_default();
     maps.into_iter()
         .map(|map| {
             serde_json::from_value(serde_json::Value::Object(map)).map_err(serde::de::Error::custom)
@@ -342,13 +345,23 @@ where
         .collect()
 }
 
-/// [`objects`] for an optional list.
+/// [`objects`] for an optional list (`null` = absent).
 pub fn optional_objects<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::de::DeserializeOwned,
 {
-    objects(deserializer).map(Some)
+    let maps =
+        Option::<Vec<serde_json::Map<String, serde_json::Value>>>::deserialize(deserializer)?;
+    maps.map(|maps| {
+        maps.into_iter()
+            .map(|map| {
+                serde_json::from_value(serde_json::Value::Object(map))
+                    .map_err(serde::de::Error::custom)
+            })
+            .collect()
+    })
+    .transpose()
 }
 
 /// Splits list query values: each may be repeated and/or comma-separated; empty parts are dropped.
