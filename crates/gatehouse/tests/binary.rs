@@ -461,3 +461,58 @@ fn a_deleted_admin_is_not_recreated_at_restart() {
     );
     assert!(server.terminate());
 }
+
+#[test]
+fn the_readme_walkthrough_works_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme
+        .split("## A first session")
+        .nth(1)
+        .expect("README has the walkthrough");
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|block| block.split("```").next())
+        .expect("a sh block in the walkthrough");
+    assert!(
+        script.contains("B=http://127.0.0.1:8080"),
+        "the walkthrough talks to the default address"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[],
+        &[("GATEHOUSE_ADMIN_PASSWORD", "readme-admin-1")],
+    );
+    let script = script.replace("B=http://127.0.0.1:8080", &format!("B={}", server.base));
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .env("GATEHOUSE_ADMIN_PASSWORD", "readme-admin-1")
+        .output()
+        .expect("bash runs the walkthrough");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The output is the created user followed by device001's session, holding the role's permissions.
+    let values: Vec<Value> = serde_json::Deserializer::from_str(&stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|error| panic!("JSON output expected ({error}): {stdout}"));
+    let session = values.last().expect("the session answer");
+    assert_eq!(session["username"], "device001", "{stdout}");
+    let resources: Vec<&str> = session["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["resource"].as_str())
+        .collect();
+    assert!(
+        resources.contains(&"factory/#") && resources.contains(&"/api/session"),
+        "{stdout}"
+    );
+    assert!(server.terminate());
+}
