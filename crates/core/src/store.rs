@@ -77,6 +77,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_users(&self, users: Vec<NewUser>) -> CoreResult<()>;
     /// One user, by id.
     async fn user(&self, id: Uuid) -> CoreResult<Option<User>>;
+    /// The users with the given ids that exist, in no particular order.
+    async fn users_by_ids(&self, ids: &[Uuid]) -> CoreResult<Vec<User>>;
     /// One user with its password hash, by exact username.
     async fn credentials_by_username(&self, username: &str) -> CoreResult<Option<UserCredentials>>;
     /// One user with its password hash, by id.
@@ -140,8 +142,12 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_session(&self, session: Session) -> CoreResult<()>;
     /// One session, if it exists and has not been revoked.
     async fn session(&self, id: Uuid) -> CoreResult<Option<Session>>;
-    /// A user's sessions that expire after `now_millis`, newest first.
-    async fn sessions_of_user(&self, user_id: Uuid, now_millis: i64) -> CoreResult<Vec<Session>>;
+    /// The sessions of each of the given users that expire after `now_millis`, newest first.
+    async fn sessions_of_users(
+        &self,
+        user_ids: &[Uuid],
+        now_millis: i64,
+    ) -> CoreResult<Vec<(Uuid, Vec<Session>)>>;
     /// Revokes the user's sessions whose id or fingerprint equals `key`, or all of them when
     /// `key` is `None`; returns how many were revoked.
     async fn revoke_sessions(&self, user_id: Uuid, key: Option<&str>) -> CoreResult<u64>;

@@ -220,12 +220,14 @@ impl Gatehouse {
 
     /// Views of the given users, in the given order; missing ids are skipped.
     pub async fn user_views(&self, ids: &[Uuid]) -> CoreResult<Vec<UserView>> {
-        let mut users = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(user) = self.store.user(*id).await? {
-                users.push(user);
-            }
-        }
+        let mut found: HashMap<Uuid, User> = self
+            .store
+            .users_by_ids(ids)
+            .await?
+            .into_iter()
+            .map(|user| (user.id, user))
+            .collect();
+        let users = ids.iter().filter_map(|id| found.remove(id)).collect();
         self.decorate(users).await
     }
 
@@ -239,18 +241,21 @@ impl Gatehouse {
             .await?
             .into_iter()
             .collect();
-        let now = self.clock.now_millis();
-        let mut views = Vec::with_capacity(users.len());
-        for user in users {
-            let sessions = self.store.sessions_of_user(user.id, now).await?;
-            views.push(UserView {
+        let mut sessions: HashMap<Uuid, Vec<Session>> = self
+            .store
+            .sessions_of_users(&ids, self.clock.now_millis())
+            .await?
+            .into_iter()
+            .collect();
+        Ok(users
+            .into_iter()
+            .map(|user| UserView {
                 roles: roles.remove(&user.id).unwrap_or_default(),
                 certificates: certificates.remove(&user.id).unwrap_or_default(),
-                sessions,
+                sessions: sessions.remove(&user.id).unwrap_or_default(),
                 user,
-            });
-        }
-        Ok(views)
+            })
+            .collect())
     }
 
     /// A page of users.
@@ -438,9 +443,13 @@ impl Gatehouse {
             .user(user_id)
             .await?
             .ok_or(CoreError::not_found("user"))?;
-        self.store
-            .sessions_of_user(user_id, self.clock.now_millis())
-            .await
+        Ok(self
+            .store
+            .sessions_of_users(&[user_id], self.clock.now_millis())
+            .await?
+            .pop()
+            .map(|(_, sessions)| sessions)
+            .unwrap_or_default())
     }
 
     /// Revokes one of the user's tokens (by session id or fingerprint) or all of them.

@@ -38,6 +38,7 @@ both_engines!(
     certificate_endpoints_reject_bad_input,
     roles_are_given_and_taken,
     role_endpoints_reject_bad_input,
+    users_sharing_a_role_all_show_its_permissions,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2318,4 +2319,39 @@ async fn role_endpoints_reject_bad_input(app: TestApp) {
         created,
         "an array body gave a role"
     );
+}
+
+async fn users_sharing_a_role_all_show_its_permissions(app: TestApp) {
+    let role = app
+        .create_role(
+            "shared-readers",
+            json!([{"resource": "plant/#", "operation": "read", "context": "mqtt"}]),
+        )
+        .await;
+    let role_id = role["id"].as_str().unwrap();
+    for name in ["sharer-a", "sharer-b", "sharer-c"] {
+        app.create_user(name, "secret1", &[role_id]).await;
+    }
+    let (status, page) = app
+        .get(
+            "/api/listUsers?usernames=sharer-a,sharer-b,sharer-c",
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let users = page["users"].as_array().unwrap();
+    assert_eq!(users.len(), 3);
+    for user in users {
+        let shared = user["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == role["id"])
+            .unwrap_or_else(|| panic!("role missing: {user}"));
+        assert_eq!(
+            shared["permissions"], role["permissions"],
+            "{}",
+            user["username"]
+        );
+    }
 }

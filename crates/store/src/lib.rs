@@ -167,6 +167,21 @@ fn placeholders(start: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// Groups `(key, item)` pairs under each of `keys`, in the order of `keys` (every key present,
+/// possibly with no items); pairs whose key is not listed are dropped.
+fn group_by<T>(keys: &[Uuid], pairs: Vec<(Uuid, T)>) -> Vec<(Uuid, Vec<T>)> {
+    let mut groups: std::collections::HashMap<Uuid, Vec<T>> =
+        keys.iter().map(|key| (*key, Vec::new())).collect();
+    for (key, item) in pairs {
+        if let Some(group) = groups.get_mut(&key) {
+            group.push(item);
+        }
+    }
+    keys.iter()
+        .map(|key| (*key, groups.remove(key).unwrap_or_default()))
+        .collect()
+}
+
 fn clamp(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -273,39 +288,48 @@ async fn insert_user_roles(tx: &mut Tx, user_id: Uuid, role_ids: &[Uuid]) -> Cor
 }
 
 impl SqlStore {
-    async fn load_permissions(&self, role_ids: &[String]) -> CoreResult<Vec<(Uuid, Permission)>> {
-        if role_ids.is_empty() {
+    /// Runs `template` with `{IDS}` replaced by placeholders for `ids` (and `{USERS}` /
+    /// `{ROLES}` by the column lists), binding the ids as text. No ids, no query.
+    async fn fetch_in(&self, template: &str, ids: &[Uuid]) -> CoreResult<Vec<AnyRow>> {
+        if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT id, role_id, resource, operation, context FROM role_permissions \
-             WHERE role_id IN ({}) ORDER BY resource, context",
-            placeholders(1, role_ids.len())
-        );
+        let sql = template
+            .replace("{IDS}", &placeholders(1, ids.len()))
+            .replace("{USERS}", USER_COLUMNS)
+            .replace("{ROLES}", ROLE_COLUMNS);
         let mut query = sqlx::query(AssertSqlSafe(sql));
-        for id in role_ids {
-            query = query.bind(id.clone());
+        for id in ids {
+            query = query.bind(id.to_string());
         }
-        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
-        rows.iter()
-            .map(|row| {
-                let role_id = parse_uuid(row, "role_id")?;
-                Ok((role_id, permission_from_row(row)?))
-            })
-            .collect()
+        query.fetch_all(&self.pool).await.map_err(db_error)
     }
 
-    /// Turns role rows into roles with their permissions, keeping the row order.
+    /// Turns role rows into roles with their permissions, keeping the row order. A role may
+    /// appear in several rows (once per member); every copy gets its permissions.
     async fn roles_with_permissions(&self, rows: &[AnyRow]) -> CoreResult<Vec<Role>> {
         let mut roles = rows
             .iter()
             .map(role_from_row)
             .collect::<CoreResult<Vec<Role>>>()?;
-        let ids: Vec<String> = roles.iter().map(|role| role.id.to_string()).collect();
-        for (role_id, permission) in self.load_permissions(&ids).await? {
-            if let Some(role) = roles.iter_mut().find(|role| role.id == role_id) {
-                role.permissions.push(permission);
-            }
+        let mut ids: Vec<Uuid> = roles.iter().map(|role| role.id).collect();
+        ids.sort();
+        ids.dedup();
+        let permission_rows = self
+            .fetch_in(
+                "SELECT id, role_id, resource, operation, context FROM role_permissions \
+                 WHERE role_id IN ({IDS}) ORDER BY resource, context",
+                &ids,
+            )
+            .await?;
+        let pairs = permission_rows
+            .iter()
+            .map(|row| Ok((parse_uuid(row, "role_id")?, permission_from_row(row)?)))
+            .collect::<CoreResult<Vec<_>>>()?;
+        let permissions: std::collections::HashMap<Uuid, Vec<Permission>> =
+            group_by(&ids, pairs).into_iter().collect();
+        for role in &mut roles {
+            role.permissions = permissions.get(&role.id).cloned().unwrap_or_default();
         }
         Ok(roles)
     }
@@ -331,13 +355,14 @@ impl Store for SqlStore {
     }
 
     async fn user(&self, id: Uuid) -> CoreResult<Option<User>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(user_from_row).transpose()
+        Ok(self.users_by_ids(&[id]).await?.pop())
+    }
+
+    async fn users_by_ids(&self, ids: &[Uuid]) -> CoreResult<Vec<User>> {
+        let rows = self
+            .fetch_in("SELECT {USERS} FROM users WHERE id IN ({IDS})", ids)
+            .await?;
+        rows.iter().map(user_from_row).collect()
     }
 
     async fn credentials_by_username(&self, username: &str) -> CoreResult<Option<UserCredentials>> {
@@ -532,61 +557,44 @@ impl Store for SqlStore {
     }
 
     async fn roles_of_users(&self, user_ids: &[Uuid]) -> CoreResult<Vec<(Uuid, Vec<Role>)>> {
-        if user_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT ur.user_id AS member_id, {ROLE_COLUMNS} FROM user_roles ur JOIN roles r ON r.id = ur.role_id \
-             WHERE ur.user_id IN ({}) ORDER BY r.name",
-            placeholders(1, user_ids.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for id in user_ids {
-            query = query.bind(id.to_string());
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
+        let rows = self
+            .fetch_in(
+                "SELECT ur.user_id AS member_id, {ROLES} FROM user_roles ur JOIN roles r ON r.id = ur.role_id \
+                 WHERE ur.user_id IN ({IDS}) ORDER BY r.name",
+                user_ids,
+            )
+            .await?;
         let roles = self.roles_with_permissions(&rows).await?;
-        let mut grouped: Vec<(Uuid, Vec<Role>)> =
-            user_ids.iter().map(|id| (*id, Vec::new())).collect();
-        for (row, role) in rows.iter().zip(roles) {
-            let member = parse_uuid(row, "member_id")?;
-            if let Some((_, roles)) = grouped.iter_mut().find(|(id, _)| *id == member) {
-                roles.push(role);
-            }
-        }
-        Ok(grouped)
+        let pairs = rows
+            .iter()
+            .zip(roles)
+            .map(|(row, role)| Ok((parse_uuid(row, "member_id")?, role)))
+            .collect::<CoreResult<Vec<_>>>()?;
+        Ok(group_by(user_ids, pairs))
     }
 
     async fn members_of_roles(
         &self,
         role_ids: &[Uuid],
     ) -> CoreResult<Vec<(Uuid, Vec<(Uuid, String)>)>> {
-        if role_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT ur.role_id, u.id, u.username FROM user_roles ur JOIN users u ON u.id = ur.user_id \
-             WHERE ur.role_id IN ({}) ORDER BY u.username",
-            placeholders(1, role_ids.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for id in role_ids {
-            query = query.bind(id.to_string());
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
-        let mut grouped: Vec<(Uuid, Vec<(Uuid, String)>)> =
-            role_ids.iter().map(|id| (*id, Vec::new())).collect();
-        for row in &rows {
-            let role_id = parse_uuid(row, "role_id")?;
-            let member = (
-                parse_uuid(row, "id")?,
-                row.try_get::<String, _>("username").map_err(db_error)?,
-            );
-            if let Some((_, members)) = grouped.iter_mut().find(|(id, _)| *id == role_id) {
-                members.push(member);
-            }
-        }
-        Ok(grouped)
+        let rows = self
+            .fetch_in(
+                "SELECT ur.role_id, u.id, u.username FROM user_roles ur JOIN users u ON u.id = ur.user_id \
+                 WHERE ur.role_id IN ({IDS}) ORDER BY u.username",
+                role_ids,
+            )
+            .await?;
+        let pairs = rows
+            .iter()
+            .map(|row| {
+                let member = (
+                    parse_uuid(row, "id")?,
+                    row.try_get::<String, _>("username").map_err(db_error)?,
+                );
+                Ok((parse_uuid(row, "role_id")?, member))
+            })
+            .collect::<CoreResult<Vec<_>>>()?;
+        Ok(group_by(role_ids, pairs))
     }
 
     async fn add_certificate(
@@ -614,33 +622,25 @@ impl Store for SqlStore {
         &self,
         user_ids: &[Uuid],
     ) -> CoreResult<Vec<(Uuid, Vec<BoundCertificate>)>> {
-        if user_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT user_id, fingerprint, created_at, expires_at FROM user_certificates \
-             WHERE user_id IN ({}) ORDER BY created_at, fingerprint",
-            placeholders(1, user_ids.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for id in user_ids {
-            query = query.bind(id.to_string());
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
-        let mut grouped: Vec<(Uuid, Vec<BoundCertificate>)> =
-            user_ids.iter().map(|id| (*id, Vec::new())).collect();
-        for row in &rows {
-            let user_id = parse_uuid(row, "user_id")?;
-            let certificate = BoundCertificate {
-                fingerprint: row.try_get("fingerprint").map_err(db_error)?,
-                created_at: row.try_get("created_at").map_err(db_error)?,
-                expires_at: row.try_get("expires_at").map_err(db_error)?,
-            };
-            if let Some((_, certificates)) = grouped.iter_mut().find(|(id, _)| *id == user_id) {
-                certificates.push(certificate);
-            }
-        }
-        Ok(grouped)
+        let rows = self
+            .fetch_in(
+                "SELECT user_id, fingerprint, created_at, expires_at FROM user_certificates \
+                 WHERE user_id IN ({IDS}) ORDER BY created_at, fingerprint",
+                user_ids,
+            )
+            .await?;
+        let pairs = rows
+            .iter()
+            .map(|row| {
+                let certificate = BoundCertificate {
+                    fingerprint: row.try_get("fingerprint").map_err(db_error)?,
+                    created_at: row.try_get("created_at").map_err(db_error)?,
+                    expires_at: row.try_get("expires_at").map_err(db_error)?,
+                };
+                Ok((parse_uuid(row, "user_id")?, certificate))
+            })
+            .collect::<CoreResult<Vec<_>>>()?;
+        Ok(group_by(user_ids, pairs))
     }
 
     async fn insert_role(&self, role: Role) -> CoreResult<()> {
@@ -860,17 +860,29 @@ impl Store for SqlStore {
         row.as_ref().map(session_from_row).transpose()
     }
 
-    async fn sessions_of_user(&self, user_id: Uuid, now_millis: i64) -> CoreResult<Vec<Session>> {
-        let rows = sqlx::query(
-            "SELECT id, user_id, fingerprint, label, created_at, expires_at FROM sessions \
-             WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id",
-        )
-        .bind(user_id.to_string())
-        .bind(now_millis)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(session_from_row).collect()
+    async fn sessions_of_users(
+        &self,
+        user_ids: &[Uuid],
+        now_millis: i64,
+    ) -> CoreResult<Vec<(Uuid, Vec<Session>)>> {
+        let rows = self
+            .fetch_in(
+                "SELECT id, user_id, fingerprint, label, created_at, expires_at FROM sessions \
+                 WHERE user_id IN ({IDS}) ORDER BY created_at DESC, id",
+                user_ids,
+            )
+            .await?;
+        let pairs = rows
+            .iter()
+            .map(session_from_row)
+            .filter(|session| {
+                session
+                    .as_ref()
+                    .map_or(true, |session| session.expires_at > now_millis)
+            })
+            .map(|session| session.map(|session| (session.user_id, session)))
+            .collect::<CoreResult<Vec<_>>>()?;
+        Ok(group_by(user_ids, pairs))
     }
 
     async fn revoke_sessions(&self, user_id: Uuid, key: Option<&str>) -> CoreResult<u64> {
