@@ -8,6 +8,7 @@ pub mod dialect;
 pub mod health;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 
 use std::time::Duration;
 
@@ -44,13 +45,13 @@ impl Default for HttpLimits {
     }
 }
 
-/// Builds the complete application: every dialect and the health endpoints, with middleware.
+/// Builds the complete application: every dialect, the health and metrics endpoints and the
+/// OpenAPI document with its Swagger UI, with middleware.
 pub fn app(state: AppState, limits: HttpLimits) -> Router {
     metrics::install();
-    let routes = Router::new()
-        .merge(health::router())
-        .merge(dialect::connectware::router())
-        .route("/metrics", axum::routing::get(metrics::render))
+    let (routes, document) = openapi::router().split_for_parts();
+    let routes = routes
+        .merge(openapi::docs_router(document))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(dialect::connectware::not_found)
         .method_not_allowed_fallback(dialect::connectware::method_not_allowed)

@@ -13,6 +13,8 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
@@ -61,7 +63,24 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
+/// The metrics route.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(render))
+}
+
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "metrics",
+    summary = "Prometheus metrics",
+    description = "Per-route request counts and latency histograms, login outcomes and the password-hashing queue depth, in the Prometheus text format.",
+    responses(
+        (status = 200, description = "Metrics in the Prometheus text format (version 0.0.4)",
+            content_type = "text/plain", body = String),
+    )
+)]
 pub async fn render(State(state): State<AppState>) -> Response {
     metrics::gauge!("gatehouse_password_hash_queue_depth")
         .set(state.core.hasher().queue_depth() as f64);

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gatehouse_core::CoreError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A core error rendered in the Connectware dialect.
 #[derive(Debug)]
@@ -19,13 +20,25 @@ impl From<CoreError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The error shape of the dialect, e.g.
+/// `{"statusCode": 400, "error": "Bad Request", "message": "…", "field": "username"}`.
+#[derive(Serialize, ToSchema)]
+#[schema(
+    as = ConnectwareError,
+    example = json!({"statusCode": 400, "error": "Bad Request", "message": "username: must be at least 3 characters long", "field": "username"})
+)]
+pub struct ErrorBody {
+    /// The HTTP status code, repeated.
     #[serde(rename = "statusCode")]
     status_code: u16,
-    error: &'a str,
+    /// The HTTP reason phrase.
+    error: &'static str,
+    /// What went wrong.
     message: String,
+    /// The request field at fault (list entries by path, e.g. `initialPermissions[2].resource`);
+    /// present only when one field is at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
     field: Option<String>,
 }
 

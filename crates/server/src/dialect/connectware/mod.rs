@@ -11,59 +11,66 @@ mod error;
 mod extract;
 mod permissions;
 mod roles;
+mod schema;
 mod session;
 mod users;
 mod wire;
 
-use axum::routing::{get, post, put};
-use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use caller::Caller;
 pub use error::{method_not_allowed, not_found, panic_response, timeout_response, ApiError};
 
 use crate::AppState;
 
-/// The Connectware routes (C1–C28).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/users", post(users::create))
-        .route("/api/listUsers", get(users::list))
-        .route("/api/users/batch", post(users::create_batch))
-        .route("/api/users/change-password", put(users::change_password))
-        .route(
-            "/api/users/{id}",
-            get(users::get_one).put(users::update).delete(users::delete),
+/// The dialect's shared components: the error shape and the error answers every operation
+/// refers to.
+#[derive(OpenApi)]
+#[openapi(
+    components(
+        schemas(error::ErrorBody),
+        responses(
+            schema::BadRequest,
+            schema::Unauthorized,
+            schema::Forbidden,
+            schema::NotFound,
+            schema::Conflict,
+            schema::PayloadTooLarge,
+            schema::UnsupportedMediaType,
+            schema::UnprocessableEntity,
+            schema::TooManyRequests,
+            schema::ServiceUnavailable,
+            schema::InternalError,
         )
-        .route(
-            "/api/users/{id}/tokens",
-            get(users::tokens).delete(users::delete_tokens),
-        )
-        .route(
-            "/api/users/{id}/certificates",
-            post(users::add_certificate).delete(users::remove_certificate),
-        )
-        .route(
-            "/api/users/{id}/roles",
-            post(users::add_role).delete(users::remove_role),
-        )
-        .route("/api/roles", post(roles::create).get(roles::list))
-        .route("/api/roles/page", get(roles::page))
-        .route(
-            "/api/roles/{id}",
-            get(roles::get_one).put(roles::update).delete(roles::delete),
-        )
-        .route(
-            "/api/roles/{id}/permissions",
-            get(roles::permissions).post(roles::add_permission),
-        )
-        .route(
-            "/api/roles/{id}/permissions/{pem_id}",
-            get(roles::permission)
-                .put(roles::update_permission)
-                .delete(roles::delete_permission),
-        )
-        .route("/api/permissions/page", get(permissions::page))
-        .route("/api/permissions/ids", get(permissions::ids))
-        .route("/api/login", post(session::login))
-        .route("/api/session", get(session::session))
+    ),
+    tags((name = "connectware", description = "The Connectware Auth-Server dialect (C1–C28)"))
+)]
+struct ConnectwareDoc;
+
+/// The Connectware routes (C1–C28), each registered with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ConnectwareDoc::openapi())
+        .routes(routes!(users::create))
+        .routes(routes!(users::list))
+        .routes(routes!(users::create_batch))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::get_one, users::update, users::delete))
+        .routes(routes!(users::tokens, users::delete_tokens))
+        .routes(routes!(users::add_certificate, users::remove_certificate))
+        .routes(routes!(users::add_role, users::remove_role))
+        .routes(routes!(roles::create, roles::list))
+        .routes(routes!(roles::page))
+        .routes(routes!(roles::get_one, roles::update, roles::delete))
+        .routes(routes!(roles::permissions, roles::add_permission))
+        .routes(routes!(
+            roles::permission,
+            roles::update_permission,
+            roles::delete_permission
+        ))
+        .routes(routes!(permissions::page))
+        .routes(routes!(permissions::ids))
+        .routes(routes!(session::login))
+        .routes(routes!(session::session))
 }

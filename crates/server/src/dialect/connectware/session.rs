@@ -6,41 +6,86 @@ use gatehouse_core::auth::LoginRequest;
 use gatehouse_core::clock::format_millis;
 use gatehouse_core::password::PlainPassword;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::caller::Caller;
 use super::error::ApiError;
 use super::extract::Body;
+use super::schema::{
+    BadRequest, Forbidden, InternalError, PayloadTooLarge, ServiceUnavailable, TooManyRequests,
+    Unauthorized, UnsupportedMediaType,
+};
 use super::wire::{permissions_out, PermissionOut};
 use crate::client::ClientAddress;
 use crate::AppState;
 
 /// Body of C25.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(
+    as = LoginRequest,
+    example = json!({"username": "admin", "password": "s3cret-passw0rd", "expireTimeInHours": 24, "label": "ci-token"})
+)]
 pub struct LoginIn {
+    /// Login name.
     username: String,
+    /// Password (not empty, at most 1024 bytes).
+    #[schema(min_length = 1, max_length = 1024)]
     password: String,
+    /// Token lifetime in hours, from 1 to `auth.max_token_hours`; `auth.default_token_hours`
+    /// when absent.
     #[serde(rename = "expireTimeInHours", default)]
+    #[schema(minimum = 1)]
     expire_time_in_hours: Option<u64>,
+    /// A label for the token, shown in the token list (at most 256 characters).
     #[serde(default)]
+    #[schema(max_length = 256)]
     label: Option<String>,
 }
 
 /// Answer of C25. `secret` (the MFA step's handle) is present only when `needsMfa` is true.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LoginResponse)]
 pub struct LoginOut {
+    /// The token (a JWT), for `Authorization: Bearer` or `?apiToken=`.
     token: String,
+    /// The token's expiry.
     #[serde(rename = "expiresAt")]
+    #[schema(format = DateTime)]
     expires_at: String,
+    /// All of the user's permissions, in both contexts.
     permissions: Vec<PermissionOut>,
+    /// Always `false` until MFA is implemented.
     #[serde(rename = "needsMfa")]
     needs_mfa: bool,
+    /// The MFA step's handle; only when `needsMfa` is true.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
     secret: Option<String>,
+    /// Whether MFA enrolment is enforced for the user.
     #[serde(rename = "enforceMFAEnrollment")]
     enforce_mfa_enrollment: bool,
 }
 
 /// C25 `POST /api/login`.
+#[utoipa::path(
+    post,
+    path = "/api/login",
+    operation_id = "login",
+    tag = "connectware",
+    summary = "Log in (C25)",
+    description = "Checks a username and password and opens a session; no token is needed.",
+    request_body(content = LoginIn, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Logged in", body = LoginOut),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -65,23 +110,47 @@ pub async fn login(
 }
 
 /// MFA state in C26.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SessionMfa)]
 pub struct MfaOut {
+    /// Whether the user is enrolled in MFA.
     enabled: bool,
+    /// Whether MFA enrolment is enforced.
     enforced: bool,
 }
 
 /// Answer of C26.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Session)]
 pub struct SessionOut {
+    /// The caller's login name.
     username: String,
+    /// The calling token's expiry.
     #[serde(rename = "expiresAt")]
+    #[schema(format = DateTime)]
     expires_at: String,
+    /// All of the caller's permissions.
     permissions: Vec<PermissionOut>,
+    /// MFA state.
     mfa: MfaOut,
 }
 
 /// C26 `GET /api/session`.
+#[utoipa::path(
+    get,
+    path = "/api/session",
+    operation_id = "getSession",
+    tag = "connectware",
+    summary = "The caller's session (C26)",
+    security(("bearer" = []), ("apiToken" = [])),
+    responses(
+        (status = 200, description = "The caller", body = SessionOut),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 pub async fn session(Caller(caller): Caller) -> Json<SessionOut> {
     Json(SessionOut {
         username: caller.user.username.clone(),

@@ -12,7 +12,10 @@ use gatehouse_core::service::Page;
 use gatehouse_core::topic::TopicName;
 use gatehouse_core::users::{parse_fingerprint, UserView};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
+
+use super::schema::{ContextSchema, GrantTypeSchema, IdentityProviderSchema, OperationSchema};
 
 /// Prefixes the field of an `Invalid` error, e.g. `resource` → `permissions[2].resource`.
 pub fn in_field(prefix: &str, error: CoreError) -> CoreError {
@@ -26,13 +29,18 @@ pub fn in_field(prefix: &str, error: CoreError) -> CoreError {
 }
 
 /// A permission as sent by a client. An `id` field is ignored: ids are assigned by the server.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"resource": "/api/users/#", "operation": "read", "context": "http"}))]
 pub struct PermissionIn {
-    /// Topic or path filter.
+    /// Topic or path filter (MQTT filter syntax; `http` resources start with `/` or are `#`
+    /// or `+`).
+    #[schema(min_length = 1)]
     pub resource: String,
     /// `read`, `write` or `readWrite`.
+    #[schema(value_type = OperationSchema)]
     pub operation: String,
     /// `mqtt` or `http`.
+    #[schema(value_type = ContextSchema)]
     pub context: String,
 }
 
@@ -84,12 +92,14 @@ pub fn parse_prefix(text: &str) -> CoreResult<TopicName> {
 
 /// A certificate as sent with a new user. A `createdAt` field is ignored: the binding time is
 /// the server's.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CertificateIn {
-    /// Hex fingerprint.
+    /// Hex SHA-1 (40 digits) or SHA-256 (64 digits); `:` separators and upper case accepted.
+    #[schema(pattern = r"^:*(?:[0-9A-Fa-f]:*){40}(?:(?:[0-9A-Fa-f]:*){24})?$")]
     pub fingerprint: String,
     /// Expiry as an RFC 3339 timestamp, if known.
     #[serde(rename = "expiresAt", default)]
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 
@@ -125,15 +135,19 @@ fn parse_timestamp(text: &str) -> CoreResult<i64> {
 }
 
 /// A permission as answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Permission)]
 pub struct PermissionOut {
     /// Stable id.
+    #[schema(format = Uuid)]
     pub id: String,
     /// Topic or path filter.
     pub resource: String,
     /// Operation.
+    #[schema(value_type = OperationSchema)]
     pub operation: Operation,
     /// Context.
+    #[schema(value_type = ContextSchema)]
     pub context: Context,
 }
 
@@ -154,9 +168,11 @@ pub fn permissions_out(permissions: &[Permission]) -> Vec<PermissionOut> {
 }
 
 /// A role as answered by `/api/roles` and inside users.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Role)]
 pub struct RoleOut {
     /// Stable id.
+    #[schema(format = Uuid)]
     pub id: String,
     /// Name.
     pub name: String,
@@ -170,9 +186,11 @@ pub struct RoleOut {
     pub permissions: Vec<PermissionOut>,
     /// LDAP group DN.
     #[serde(rename = "ldapGroupDn")]
+    #[schema(required = true)]
     pub ldap_group_dn: Option<String>,
     /// Comma-separated Entra ID group ids (the seed names this field in the singular).
     #[serde(rename = "msEntraIdGroupId")]
+    #[schema(required = true)]
     pub ms_entra_id_group_id: Option<String>,
 }
 
@@ -191,19 +209,24 @@ impl From<&Role> for RoleOut {
 }
 
 /// A token as listed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Token)]
 pub struct TokenOut {
     /// The session id; pass it as `?id=` to delete this token.
+    #[schema(format = Uuid)]
     pub id: String,
     /// Hex SHA-256 of the token.
     pub fingerprint: String,
     /// Issue time.
     #[serde(rename = "createdAt")]
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Expiry.
     #[serde(rename = "expiresAt")]
+    #[schema(format = DateTime)]
     pub expires_at: String,
     /// Label given at login.
+    #[schema(required = true)]
     pub label: Option<String>,
 }
 
@@ -220,22 +243,27 @@ impl From<&Session> for TokenOut {
 }
 
 /// A bound certificate as answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Certificate)]
 pub struct CertificateOut {
-    /// Hex fingerprint.
+    /// Hex fingerprint, lower case without separators.
     pub fingerprint: String,
     /// Binding time.
     #[serde(rename = "createdAt")]
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Expiry, if known.
     #[serde(rename = "expiresAt")]
+    #[schema(format = DateTime, required = true)]
     pub expires_at: Option<String>,
 }
 
 /// A user as answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
 pub struct UserOut {
     /// Stable id.
+    #[schema(format = Uuid)]
     pub id: String,
     /// Login name.
     pub username: String,
@@ -244,12 +272,15 @@ pub struct UserOut {
     pub auto_generated: bool,
     /// MQTT publish prefix.
     #[serde(rename = "mqttPublishPrefix")]
+    #[schema(required = true)]
     pub mqtt_publish_prefix: Option<String>,
     /// Identity provider.
     #[serde(rename = "identityProvider")]
+    #[schema(value_type = IdentityProviderSchema)]
     pub identity_provider: IdentityProvider,
     /// Allowed authentication methods.
     #[serde(rename = "grantTypes")]
+    #[schema(value_type = Vec<GrantTypeSchema>)]
     pub grant_types: Vec<GrantType>,
     /// Live tokens.
     pub tokens: Vec<TokenOut>,
@@ -292,7 +323,8 @@ impl From<&UserView> for UserOut {
 }
 
 /// Pagination block of paged answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Pagination)]
 pub struct PaginationOut {
     /// Number of pages.
     #[serde(rename = "totalPages")]
@@ -308,6 +340,7 @@ pub struct PaginationOut {
     pub current_page: u64,
     /// The next page's number, or null on the last page.
     #[serde(rename = "nextPage")]
+    #[schema(required = true)]
     pub next_page: Option<u64>,
     /// Page size.
     #[serde(rename = "rowsPerPage")]

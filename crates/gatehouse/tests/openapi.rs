@@ -1,0 +1,355 @@
+//! The OpenAPI document (`GET /api/openapi.json`) and the Swagger UI (`/api/docs`): the
+//! document lists exactly the served operations, every listed operation is routed, no route
+//! bypasses the document, and the UI loads under its own Content-Security-Policy.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::{Engine, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// Every operation the server must document: C1–C28 (numbered as in the endpoint list), the
+/// health endpoints and the metrics. Adding or removing a route without updating this list fails.
+const EXPECTED: &[(&str, &str)] = &[
+    ("POST", "/api/users"),                            // C1
+    ("GET", "/api/listUsers"),                         // C2
+    ("POST", "/api/users/batch"),                      // C3
+    ("PUT", "/api/users/change-password"),             // C4
+    ("GET", "/api/users/{id}"),                        // C5
+    ("PUT", "/api/users/{id}"),                        // C6
+    ("DELETE", "/api/users/{id}"),                     // C7
+    ("GET", "/api/users/{id}/tokens"),                 // C8
+    ("DELETE", "/api/users/{id}/tokens"),              // C9
+    ("POST", "/api/users/{id}/certificates"),          // C10
+    ("DELETE", "/api/users/{id}/certificates"),        // C11
+    ("POST", "/api/users/{id}/roles"),                 // C12
+    ("DELETE", "/api/users/{id}/roles"),               // C13
+    ("POST", "/api/roles"),                            // C14
+    ("GET", "/api/roles"),                             // C15
+    ("GET", "/api/roles/page"),                        // C16
+    ("GET", "/api/roles/{id}"),                        // C17
+    ("PUT", "/api/roles/{id}"),                        // C18
+    ("DELETE", "/api/roles/{id}"),                     // C19
+    ("GET", "/api/roles/{id}/permissions"),            // C20
+    ("POST", "/api/roles/{id}/permissions"),           // C21
+    ("GET", "/api/roles/{id}/permissions/{pemId}"),    // C22
+    ("PUT", "/api/roles/{id}/permissions/{pemId}"),    // C23
+    ("DELETE", "/api/roles/{id}/permissions/{pemId}"), // C24
+    ("POST", "/api/login"),                            // C25
+    ("GET", "/api/session"),                           // C26
+    ("GET", "/api/permissions/page"),                  // C27
+    ("GET", "/api/permissions/ids"),                   // C28
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+];
+
+/// Operations that need no token.
+const PUBLIC: &[(&str, &str)] = &[
+    ("POST", "/api/login"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+];
+
+const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'";
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+async fn document(app: &TestApp) -> Value {
+    let response = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-security-policy"],
+        API_CSP,
+        "the document keeps the API's policy"
+    );
+    response.json().await.expect("the document is JSON")
+}
+
+/// Every (METHOD, path) in the document, with its operation object.
+fn operations(document: &Value) -> Vec<(String, String, Value)> {
+    let paths = document["paths"].as_object().expect("paths");
+    let mut operations = Vec::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            if matches!(
+                method.as_str(),
+                "get" | "put" | "post" | "delete" | "patch" | "head" | "options" | "trace"
+            ) {
+                operations.push((method.to_uppercase(), path.clone(), operation.clone()));
+            }
+        }
+    }
+    operations
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_is_openapi_3_1_and_lists_exactly_the_served_operations() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let document = document(&app).await;
+    let version = document["openapi"].as_str().expect("openapi version");
+    assert!(version.starts_with("3.1."), "OpenAPI 3.1.x, got {version}");
+
+    let listed: BTreeSet<(String, String)> = operations(&document)
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect();
+    let expected: BTreeSet<(String, String)> = EXPECTED
+        .iter()
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .collect();
+    let missing: Vec<_> = expected.difference(&listed).collect();
+    let extra: Vec<_> = listed.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "undocumented: {missing:?}; documented but not expected: {extra:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_is_described_completely() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let document = document(&app).await;
+    let schemes = &document["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["type"], "http");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        schemes["apiToken"],
+        json!({"type": "apiKey", "in": "query", "name": "apiToken", "description": schemes["apiToken"]["description"]})
+    );
+    let error = &document["components"]["schemas"]["ConnectwareError"];
+    assert_eq!(error["required"], json!(["statusCode", "error", "message"]));
+    assert!(error["properties"]["field"].is_object());
+
+    let mut operation_ids = BTreeSet::new();
+    for (method, path, operation) in operations(&document) {
+        let name = format!("{method} {path}");
+        let id = operation["operationId"].as_str().unwrap_or_default();
+        assert!(!id.is_empty(), "{name}: operationId");
+        assert!(
+            operation_ids.insert(id.to_owned()),
+            "{name}: duplicate operationId {id}"
+        );
+        assert!(operation["summary"].is_string(), "{name}: summary");
+        let tags = operation["tags"].as_array().expect("tags");
+        assert!(
+            tags.len() == 1
+                && ["connectware", "health", "metrics"].contains(&tags[0].as_str().unwrap()),
+            "{name}: tags {tags:?}"
+        );
+        let public = PUBLIC.iter().any(|(m, p)| *m == method && *p == path);
+        if public {
+            assert!(
+                operation.get("security").is_none(),
+                "{name}: needs no token"
+            );
+        } else {
+            assert_eq!(
+                operation["security"],
+                json!([{"bearer": []}, {"apiToken": []}]),
+                "{name}: bearer or apiToken"
+            );
+            assert_eq!(
+                operation["responses"]["401"]["$ref"], "#/components/responses/Unauthorized",
+                "{name}: 401"
+            );
+            assert!(operation["responses"]["403"].is_object(), "{name}: 403");
+        }
+        if path.contains("{id}") {
+            assert_eq!(
+                operation["responses"]["400"]["$ref"], "#/components/responses/BadRequest",
+                "{name}: a malformed id is a 400"
+            );
+            for parameter in operation["parameters"].as_array().expect("parameters") {
+                if parameter["in"] == "path" {
+                    assert_eq!(parameter["schema"]["format"], "uuid", "{name}: {parameter}");
+                }
+            }
+        }
+        if operation.get("requestBody").is_some() {
+            for status in ["400", "413", "415"] {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{name}: {status}"
+                );
+            }
+        }
+        // Every error answer of the dialect has the error shape.
+        if path.starts_with("/api/") {
+            for (status, response) in operation["responses"].as_object().expect("responses") {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let reference = response["$ref"].as_str().unwrap_or_default();
+                    let component = reference.rsplit('/').next().unwrap_or_default();
+                    let described = &document["components"]["responses"][component];
+                    assert_eq!(
+                        described["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ConnectwareError",
+                        "{name} {status}"
+                    );
+                }
+            }
+        }
+    }
+    let unauthorized = &document["components"]["responses"]["Unauthorized"];
+    assert!(
+        unauthorized["headers"]["WWW-Authenticate"].is_object(),
+        "401 carries WWW-Authenticate"
+    );
+    // Shapes the server really sends: bodiless 201/204, C21's 201 with the permission, nullable
+    // fields.
+    let responses = |method: &str, path: &str| document["paths"][path][method]["responses"].clone();
+    assert!(responses("post", "/api/users/{id}/certificates")["201"]
+        .get("content")
+        .is_none());
+    assert!(responses("post", "/api/users/{id}/roles")["201"]
+        .get("content")
+        .is_none());
+    assert!(responses("delete", "/api/roles/{id}")["204"]
+        .get("content")
+        .is_none());
+    assert_eq!(
+        responses("post", "/api/roles/{id}/permissions")["201"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/Permission"
+    );
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(
+        schemas["Pagination"]["properties"]["nextPage"]["type"],
+        json!(["integer", "null"])
+    );
+    assert_eq!(
+        schemas["Role"]["properties"]["ldapGroupDn"]["type"],
+        json!(["string", "null"])
+    );
+    assert_eq!(
+        schemas["PermissionUsage"]["properties"]["isRoleShared"]["type"],
+        "string"
+    );
+    for key in [
+        "isshared",
+        "autogenerated",
+        "ldapgroupdn",
+        "msEntraIdGroupIds",
+    ] {
+        assert!(
+            schemas["PagedRole"]["properties"][key].is_object(),
+            "C16 key {key}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_operation_is_routed() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let document = document(&app).await;
+    let dummy = uuid::Uuid::new_v4().to_string();
+    for (method, path, operation) in operations(&document) {
+        let concrete = path.replace("{id}", &dummy).replace("{pemId}", &dummy);
+        let body = operation.get("requestBody").map(|_| json!({}));
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let (status, answer) = app
+            .request(method.clone(), &concrete, Some(&app.admin_token), body)
+            .await;
+        assert_ne!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is documented but not routed: {answer}"
+        );
+        assert!(
+            !(status == StatusCode::NOT_FOUND && answer["message"] == "no such endpoint"),
+            "{method} {path} is documented but not routed: {answer}"
+        );
+        let documented = &operation["responses"][status.as_str()];
+        assert!(
+            documented.is_object(),
+            "{method} {path} answered {status}, which is not documented: {answer}"
+        );
+    }
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("readable source directory") {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, files);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            files.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_route_bypasses_the_document() {
+    let server_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/src");
+    let mut files = Vec::new();
+    rust_files(&server_src, &mut files);
+    assert!(
+        !files.is_empty(),
+        "no sources under {}",
+        server_src.display()
+    );
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable source");
+        for needle in [".route(", ".route_service("] {
+            assert!(
+                !text.contains(needle),
+                "{} registers a route with `{needle}`: register it with `routes!(…)` and \
+                 `#[utoipa::path]` so that it is documented",
+                file.display()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_loads_under_its_own_policy() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let response = app.client.get(app.url("/api/docs")).send().await.unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    assert_eq!(response.headers()["location"], "/api/docs/");
+
+    let response = app.client.get(app.url("/api/docs/")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert_eq!(headers["content-security-policy"], DOCS_CSP);
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let html = response.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+
+    for (asset, content_type) in [
+        ("swagger-ui-bundle.js", "text/javascript"),
+        ("swagger-initializer.js", "text/javascript"),
+        ("swagger-ui.css", "text/css"),
+    ] {
+        let response = app
+            .client
+            .get(app.url(&format!("/api/docs/{asset}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        assert_eq!(response.headers()["content-type"], content_type, "{asset}");
+        assert_eq!(response.headers()["content-security-policy"], DOCS_CSP);
+        let text = response.text().await.unwrap();
+        if asset == "swagger-initializer.js" {
+            assert!(text.contains("/api/openapi.json"), "{text}");
+        }
+    }
+
+    // API answers keep the strict policy.
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.headers()["content-security-policy"], API_CSP);
+}
