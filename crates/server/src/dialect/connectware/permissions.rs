@@ -16,7 +16,7 @@ use super::schema::{
     BadRequest, ContextSchema, Forbidden, InternalError, OperationSchema, ServiceUnavailable,
     Unauthorized,
 };
-use super::wire::{split_list, PaginationOut};
+use super::wire::{query_number, split_list, PaginationOut};
 use crate::AppState;
 
 /// Query of C27.
@@ -28,11 +28,11 @@ pub struct PermissionsPageQuery {
     #[param(value_type = Vec<Uuid>)]
     ids: Vec<String>,
     /// Rows per page, 1–1000 (default 10).
-    #[serde(rename = "rowsPerPage", default)]
+    #[serde(rename = "rowsPerPage", default, deserialize_with = "query_number")]
     #[param(minimum = 1, maximum = 1000)]
     rows_per_page: Option<u64>,
     /// Page number, from 1 (default 1); at most `i64::MAX / 1000`.
-    #[serde(rename = "pageNumber", default)]
+    #[serde(rename = "pageNumber", default, deserialize_with = "query_number")]
     #[param(minimum = 1, maximum = 9_223_372_036_854_775_u64)]
     page_number: Option<u64>,
 }

@@ -397,6 +397,41 @@ where
     .transpose()
 }
 
+/// A whole number in a query string. Unlike serde's default, an empty value (`?rowsPerPage=`) is
+/// an error, not an absent parameter.
+pub fn query_number<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let text = String::deserialize(deserializer)?;
+    text.parse::<u64>()
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("'{text}' is not a whole number")))
+}
+
+/// A boolean in a query string: exactly `true` or `false` (an empty value is an error).
+pub fn query_flag<'de, D>(deserializer: D) -> Result<Option<bool>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let text = String::deserialize(deserializer)?;
+    match text.as_str() {
+        "true" => Ok(Some(true)),
+        "false" => Ok(Some(false)),
+        _ => Err(serde::de::Error::custom(format!(
+            "'{text}' is not true or false"
+        ))),
+    }
+}
+
+/// [`query_flag`] for a flag that defaults to false.
+pub fn query_bool<'de, D>(deserializer: D) -> Result<bool, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    query_flag(deserializer).map(|flag| flag.unwrap_or(false))
+}
+
 /// Splits list query values: each may be repeated and/or comma-separated; empty parts are dropped.
 /// An empty filter (`?usernames=`) means no filter.
 pub fn split_list(values: Vec<String>) -> Option<Vec<String>> {
