@@ -105,6 +105,14 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A failing test must not leave its server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 mod reqwest {
     //! Minimal blocking helpers over the async client (the binary tests need no runtime of their own).
     pub fn blocking_get(url: &str) -> Result<u16, String> {
