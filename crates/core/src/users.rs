@@ -93,6 +93,16 @@ pub fn parse_fingerprint(text: &str) -> CoreResult<String> {
     Ok(hex)
 }
 
+/// A grant as comparable text.
+fn grant_key(grant: &Grant) -> String {
+    format!(
+        "{}\u{0}{}\u{0}{}",
+        grant.context,
+        grant.operation,
+        grant.resource.as_str()
+    )
+}
+
 /// Rejects two grants for the same resource and context in one list (a role declares each once).
 pub(crate) fn reject_duplicate_grants(grants: &[Grant], field: &'static str) -> CoreResult<()> {
     let mut seen = HashSet::new();
@@ -280,12 +290,22 @@ impl Gatehouse {
     }
 
     /// Applies an administrator's changes to a user.
-    pub async fn update_user(&self, id: Uuid, patch: UserPatch) -> CoreResult<UserView> {
+    /// `caller` is the user making the change: it may not change its own roles or direct
+    /// permissions (another administrator must), so that nobody locks themselves out.
+    pub async fn update_user(
+        &self,
+        caller: Uuid,
+        id: Uuid,
+        patch: UserPatch,
+    ) -> CoreResult<UserView> {
         let current = self
             .store
             .user(id)
             .await?
             .ok_or(CoreError::not_found("user"))?;
+        if caller == id {
+            self.ensure_own_access_unchanged(id, &patch).await?;
+        }
         let mut user = current.clone();
         if let Some(username) = &patch.username {
             user.username = username.as_str().to_owned();
@@ -351,6 +371,55 @@ impl Gatehouse {
         }
     }
 
+    /// Refuses a self-update that would change the caller's roles or direct permissions.
+    /// Sending them unchanged (as a UI that sends the whole user does) is fine.
+    async fn ensure_own_access_unchanged(&self, id: Uuid, patch: &UserPatch) -> CoreResult<()> {
+        if patch.role_ids.is_none() && patch.permissions.is_none() {
+            return Ok(());
+        }
+        let roles = self
+            .store
+            .roles_of_users(&[id])
+            .await?
+            .pop()
+            .map(|(_, roles)| roles)
+            .unwrap_or_default();
+        let mut shared_now: Vec<Uuid> = roles
+            .iter()
+            .filter(|role| role.owner_user_id != Some(id))
+            .map(|role| role.id)
+            .collect();
+        shared_now.sort();
+        let mut own_now: Vec<String> = roles
+            .iter()
+            .filter(|role| role.owner_user_id == Some(id))
+            .flat_map(|role| role.permissions.iter().map(|p| grant_key(&p.grant)))
+            .collect();
+        own_now.sort();
+        if let Some(requested) = &patch.role_ids {
+            let mut requested = requested.clone();
+            requested.sort();
+            requested.dedup();
+            if requested != shared_now {
+                return Err(CoreError::invalid(
+                    "roles",
+                    "a user cannot change its own roles; another administrator must",
+                ));
+            }
+        }
+        if let Some(requested) = &patch.permissions {
+            let mut requested: Vec<String> = requested.iter().map(grant_key).collect();
+            requested.sort();
+            if requested != own_now {
+                return Err(CoreError::invalid(
+                    "permissions",
+                    "a user cannot change its own permissions; another administrator must",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Gives a role to a user.
     pub async fn add_user_role(&self, user_id: Uuid, role_id: Uuid) -> CoreResult<()> {
         self.store
@@ -383,9 +452,21 @@ impl Gatehouse {
         Ok(())
     }
 
-    /// Takes a role from a user. A user's own role (its direct permissions) cannot be removed
-    /// this way; change the user's permissions instead.
-    pub async fn remove_user_role(&self, user_id: Uuid, role_id: Uuid) -> CoreResult<()> {
+    /// Takes a role from a user (not the caller's own: another administrator must). A user's
+    /// own role (its direct permissions) cannot be removed this way; change the user's
+    /// permissions instead.
+    pub async fn remove_user_role(
+        &self,
+        caller: Uuid,
+        user_id: Uuid,
+        role_id: Uuid,
+    ) -> CoreResult<()> {
+        if caller == user_id {
+            return Err(CoreError::invalid(
+                "roleId",
+                "a user cannot remove its own roles; another administrator must",
+            ));
+        }
         self.store
             .user(user_id)
             .await?

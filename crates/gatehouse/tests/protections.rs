@@ -11,6 +11,7 @@ both_engines!(
     admin_role_permissions_are_locked_but_minimum_access_is_editable,
     own_roles_cannot_be_renamed_deleted_or_given_away,
     bare_authorization_token_and_basic_fallback,
+    nobody_changes_their_own_roles_or_permissions,
 );
 
 async fn admin_role_permissions_are_locked_but_minimum_access_is_editable(app: TestApp) {
@@ -178,4 +179,67 @@ async fn bare_authorization_token_and_basic_fallback(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn nobody_changes_their_own_roles_or_permissions(app: TestApp) {
+    let admin = app
+        .get("/api/listUsers?usernames=admin", &app.admin_token)
+        .await
+        .1["users"][0]
+        .clone();
+    let admin_id = admin["id"].as_str().unwrap().to_owned();
+    let admin_role = app.role_id("connectware-admin").await;
+    let minimum = app.role_id("minimum-access").await;
+    let path = format!("/api/users/{admin_id}");
+    // Taking away one's own admin role, in either way, is refused and changes nothing.
+    let (status, body) = app
+        .put(&path, &app.admin_token, json!({"roles": [minimum]}))
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "roles");
+    let (status, body) = app
+        .put(
+            &path,
+            &app.admin_token,
+            json!({"permissions": [{"resource": "/x", "operation": "read", "context": "http"}]}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+    let (status, body) = app
+        .delete(
+            &format!("{path}/roles"),
+            &app.admin_token,
+            Some(json!({"roleId": admin_role})),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+    assert_eq!(app.get(&path, &app.admin_token).await.1, admin);
+    assert_eq!(
+        app.get("/api/roles", &app.admin_token).await.0,
+        StatusCode::OK,
+        "still an administrator"
+    );
+    // Sending one's roles unchanged (as a UI sending the whole user does) is fine.
+    let (status, body) = app
+        .put(
+            &path,
+            &app.admin_token,
+            json!({"roles": [admin_role], "enforceMFAEnrollment": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Another administrator may change them.
+    app.create_user("second-admin", "secret1", &[&admin_role])
+        .await;
+    let second = app.login("second-admin", "secret1").await;
+    let (status, body) = app
+        .delete(
+            &format!("{path}/roles"),
+            &second,
+            Some(json!({"roleId": admin_role})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = app.get("/api/roles", &app.admin_token).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN);
 }

@@ -462,11 +462,14 @@ fn patch(body: UpdateUserIn) -> CoreResult<UserPatch> {
 )]
 pub async fn update(
     State(state): State<AppState>,
-    _caller: Caller,
+    Caller(caller): Caller,
     Ids(id): Ids<Uuid>,
     Body(body): Body<UpdateUserIn>,
 ) -> ApiResult<Json<UserOut>> {
-    let view = state.core.update_user(id, patch(body)?).await?;
+    let view = state
+        .core
+        .update_user(caller.user.id, id, patch(body)?)
+        .await?;
     Ok(Json(UserOut::from(&view)))
 }
 
@@ -714,10 +717,13 @@ pub async fn add_role(
 )]
 pub async fn remove_role(
     State(state): State<AppState>,
-    _caller: Caller,
+    Caller(caller): Caller,
     Ids(id): Ids<Uuid>,
     Body(body): Body<RoleIdIn>,
 ) -> ApiResult<StatusCode> {
-    state.core.remove_user_role(id, role_id(&body)?).await?;
+    state
+        .core
+        .remove_user_role(caller.user.id, id, role_id(&body)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
