@@ -116,7 +116,7 @@ pub async fn page(
     Query(query): Query<PermissionsPageQuery>,
 ) -> Result<Json<PermissionsPageOut>, ApiError> {
     let request = PageRequest::new(query.page_number, query.rows_per_page)?;
-    let ids = split_list(query.ids)
+    let ids = split_list("ids", query.ids)?
         .map(|ids| {
             ids.iter()
                 .map(|id| {

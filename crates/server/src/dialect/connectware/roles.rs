@@ -253,7 +253,7 @@ pub async fn page(
     let result = state
         .core
         .roles_page(
-            split_list(query.names),
+            split_list("names", query.names)?,
             query.auto_generated,
             query.is_shared,
             request,

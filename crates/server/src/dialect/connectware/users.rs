@@ -263,7 +263,7 @@ pub async fn list(
     let result = state
         .core
         .list_users(
-            split_list(query.usernames),
+            split_list("usernames", query.usernames)?,
             query.exclude_auto_generated,
             page,
         )

@@ -432,17 +432,23 @@ where
     query_flag(deserializer).map(|flag| flag.unwrap_or(false))
 }
 
-/// Splits list query values: each may be repeated and/or comma-separated; empty parts are dropped.
-/// An empty filter (`?usernames=`) means no filter.
-pub fn split_list(values: Vec<String>) -> Option<Vec<String>> {
+/// Splits a list filter from the query: each value may be repeated and/or comma-separated.
+/// Absent means no filter; an empty item (`?usernames=`, `?names=a,,b`) is a 400, like any
+/// other empty query value.
+pub fn split_list(field: &'static str, values: Vec<String>) -> CoreResult<Option<Vec<String>>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
     let parts: Vec<String> = values
         .iter()
         .flat_map(|value| value.split(','))
         .map(str::trim)
-        .filter(|part| !part.is_empty())
         .map(str::to_owned)
         .collect();
-    (!parts.is_empty()).then_some(parts)
+    if parts.iter().any(String::is_empty) {
+        return Err(CoreError::invalid(field, "must not contain empty values"));
+    }
+    Ok(Some(parts))
 }
 
 /// A JSON value that distinguishes "absent" from "null" (for fields that may be cleared).
