@@ -3,8 +3,11 @@
 
 use uuid::Uuid;
 
-use crate::error::{CoreError, CoreResult};
-use crate::model::{GrantMethod, GrantType, IdentityProvider, Session, User};
+use crate::error::{AuthFailure, CoreError, CoreResult, PolicyBreach, Rejection};
+use crate::model::{
+    GrantMethod, GrantType, IdentityProvider, Profile, Session, SessionKind, Tenancy, TokenPurpose,
+    User, UserCredentials,
+};
 use crate::names::Username;
 use crate::password::PlainPassword;
 use crate::permission::{Permission, PermissionSet};
@@ -21,17 +24,17 @@ pub const ADMIN_USERNAME: &str = "admin";
 
 /// The same answer for an unknown user, a wrong password and a user who may not log in with a
 /// password, so that responses do not reveal which usernames exist.
-const BAD_CREDENTIALS: CoreError = CoreError::Unauthenticated {
-    reason: "invalid username or password",
-};
+const BAD_CREDENTIALS: CoreError = CoreError::Unauthenticated(AuthFailure::BadCredentials);
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The user.
     pub user: User,
-    /// The session its token belongs to.
-    pub session: Session,
+    /// The session its token belongs to; `None` for API-key callers.
+    pub session: Option<Session>,
+    /// The API key it authenticated with, if any.
+    pub api_key_id: Option<Uuid>,
     /// The permissions of all its roles, as stored (with ids).
     pub permissions: Vec<Permission>,
     /// The same permissions compiled for checks.
@@ -66,6 +69,9 @@ pub struct LoginRequest {
     pub client: Option<std::net::IpAddr>,
 }
 
+/// How many former passwords are kept for the reuse rule, and checked at most.
+pub(crate) const PASSWORD_HISTORY_KEEP: u32 = 10;
+
 impl Gatehouse {
     /// Checks username and password and opens a session with a token.
     pub async fn login(&self, request: LoginRequest) -> CoreResult<LoginOutcome> {
@@ -86,43 +92,9 @@ impl Gatehouse {
                 ));
             }
         }
-        // Every attempt counts against the caller's address; only failures count against the
-        // account (a success gives its attempt back), so a flood of wrong passwords for one
-        // user is slowed down without locking out a script that logs in often.
-        if let Some(client) = request.client {
-            self.login_limits
-                .per_address
-                .try_acquire(&client.to_string())
-                .inspect_err(|_| count_login("rate_limited"))?;
-        }
-        self.login_limits
-            .per_account
-            .try_acquire(&request.username)
-            .inspect_err(|_| count_login("rate_limited"))?;
-        let credentials = match Username::parse(&request.username) {
-            Ok(name) => self.store.credentials_by_username(name.as_str()).await?,
-            Err(_) => None,
-        };
-        let hash = credentials
-            .as_ref()
-            .and_then(|c| c.password_hash.as_deref());
-        // Always verify (against a decoy when there is no hash) so every failure costs the same.
-        let password_ok = self.hasher.verify(&request.password, hash).await?;
-        let user = match credentials {
-            Some(credentials)
-                if password_ok
-                    && credentials.user.identity_provider == IdentityProvider::Local
-                    && credentials.user.allows_grant(GrantMethod::Password) =>
-            {
-                credentials.user
-            }
-            _ => {
-                count_login("failure");
-                return Err(BAD_CREDENTIALS);
-            }
-        };
-        self.login_limits.per_account.refund(&request.username);
-        count_login("success");
+        let user = self
+            .verify_password_login(&request.username, &request.password, request.client)
+            .await?;
         let now = self.clock.now_millis();
         let lifetime_millis = i64::try_from(lifetime_hours)
             .unwrap_or(i64::MAX)
@@ -140,6 +112,7 @@ impl Gatehouse {
         let session = Session {
             id: session_id,
             user_id: user.id,
+            kind: SessionKind::Token,
             fingerprint: digest_hex(&token),
             label: request.label,
             created_at: now,
@@ -156,79 +129,258 @@ impl Gatehouse {
         })
     }
 
-    /// Verifies a token and loads its principal. A token whose session was revoked, whose user
-    /// was deleted, or that has expired is refused.
-    pub async fn authenticate(&self, token: &str) -> CoreResult<Principal> {
-        const REJECTED: CoreError = CoreError::Unauthenticated {
-            reason: "invalid or expired token",
+    /// The password check of every dialect's login, in ThingsBoard's order: rate limits; the
+    /// policy when it forces resets of passwords that break it; unknown users; disabled
+    /// accounts; the lockout counter; the password; its expiry.
+    ///
+    /// The lockout counter is taken *before* the password is evaluated, in one atomic store
+    /// operation: with `maxFailedLoginAttempts = N`, at most N passwords are ever evaluated
+    /// between successes, however many requests arrive in parallel. The attempt after N
+    /// consecutive failures locks the account without being evaluated.
+    pub async fn verify_password_login(
+        &self,
+        login: &str,
+        password: &PlainPassword,
+        client: Option<std::net::IpAddr>,
+    ) -> CoreResult<User> {
+        // Every attempt counts against the caller's address; only failures count against the
+        // account (a success gives its attempt back), so a flood of wrong passwords for one
+        // user is slowed down without locking out a script that logs in often.
+        if let Some(client) = client {
+            self.login_limits
+                .per_address
+                .try_acquire(&client.to_string())
+                .inspect_err(|_| count_login("rate_limited"))?;
+        }
+        self.login_limits
+            .per_account
+            .try_acquire(login)
+            .inspect_err(|_| count_login("rate_limited"))?;
+        let outcome = self.check_password_login(login, password).await;
+        match &outcome {
+            Ok(_) => {
+                self.login_limits.per_account.refund(login);
+                count_login("success");
+            }
+            Err(CoreError::Unauthenticated(AuthFailure::LockedNow)) => count_login("locked"),
+            Err(CoreError::Unauthenticated(_)) => count_login("failure"),
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    async fn check_password_login(
+        &self,
+        login: &str,
+        password: &PlainPassword,
+    ) -> CoreResult<User> {
+        let security = self.security_settings().await?;
+        let policy = security.password_policy;
+        if policy.force_reset_if_invalid && !policy.breaches(password).is_empty() {
+            return Err(CoreError::unauthenticated(
+                AuthFailure::PasswordViolatesPolicy,
+            ));
+        }
+        let credentials = self
+            .credentials_for_login(login)
+            .await?
+            .filter(|credentials| {
+                credentials.user.identity_provider == IdentityProvider::Local
+                    && credentials.user.allows_grant(GrantMethod::Password)
+            });
+        let Some(credentials) = credentials else {
+            // Verify against a decoy so that every failure costs the same.
+            self.hasher.verify(password, None).await?;
+            return Err(BAD_CREDENTIALS);
         };
+        let user = credentials.user;
+        if !user.credentials_enabled {
+            self.hasher.verify(password, None).await?;
+            return Err(CoreError::unauthenticated(AuthFailure::NotActive));
+        }
+        if self
+            .store
+            .reserve_login_attempt(user.id, security.lockout_limit())
+            .await?
+            .is_none()
+        {
+            // The allowed failures are used up: this attempt locks the account. Of several
+            // parallel attempts exactly one flips the state and reports the lock.
+            if self.store.lock_credentials(user.id).await? {
+                tracing::warn!(user_id = %user.id, "account locked after failed logins");
+                self.notify_lockout(&security, &user);
+                return Err(CoreError::unauthenticated(AuthFailure::LockedNow));
+            }
+            return Err(CoreError::unauthenticated(AuthFailure::NotActive));
+        }
+        let password_ok = self
+            .hasher
+            .verify(password, credentials.password_hash.as_deref())
+            .await?;
+        if !password_ok {
+            return Err(BAD_CREDENTIALS);
+        }
+        self.store.reset_login_attempts(user.id).await?;
+        if policy.expiration_days > 0 {
+            let period = i64::from(policy.expiration_days).saturating_mul(86_400_000);
+            let changed = credentials.password_changed_at.unwrap_or(user.created_at);
+            if changed.saturating_add(period) < self.clock.now_millis() {
+                let reset_token = self
+                    .issue_credential_token(user.id, TokenPurpose::PasswordReset, &security)
+                    .await?;
+                return Err(CoreError::unauthenticated(AuthFailure::PasswordExpired {
+                    reset_token,
+                }));
+            }
+        }
+        Ok(user)
+    }
+
+    /// The user a login name names: by username, else (for names with `@`) by email.
+    async fn credentials_for_login(&self, login: &str) -> CoreResult<Option<UserCredentials>> {
+        let Ok(name) = Username::parse(login) else {
+            return Ok(None);
+        };
+        if let Some(found) = self.store.credentials_by_username(name.as_str()).await? {
+            return Ok(Some(found));
+        }
+        if login.contains('@') {
+            return self.store.credentials_by_email(login).await;
+        }
+        Ok(None)
+    }
+
+    /// Verifies a token of either kind (a Connectware access token or the access token of a
+    /// ThingsBoard pair) and loads its principal. A token whose session was revoked (logout,
+    /// password change, an administrator disabling the user), whose user was deleted, or that
+    /// has expired is refused.
+    pub async fn authenticate(&self, token: &str) -> CoreResult<Principal> {
+        const REJECTED: CoreError = CoreError::Unauthenticated(AuthFailure::TokenExpired);
         let now = self.clock.now_millis();
-        let subject = self.keys.verify(token, now)?;
+        let (subject, kind) = match self.keys.verify(token, now) {
+            Ok(subject) => (subject, SessionKind::Token),
+            Err(_) => (self.verify_pair_access(token, now)?, SessionKind::Pair),
+        };
         let session = self
             .store
             .session(subject.session_id)
             .await?
             .ok_or(REJECTED)?;
-        // The stored fingerprint binds the session to exactly this token (defence in depth should
-        // the signing key leak); both are SHA-256 hex digests, compared in constant time.
-        let fingerprint_matches: bool = subtle::ConstantTimeEq::ct_eq(
-            digest_hex(token).as_bytes(),
-            session.fingerprint.as_bytes(),
-        )
-        .into();
-        if session.user_id != subject.user_id || session.expires_at <= now || !fingerprint_matches {
+        // A token session is bound to exactly its token (defence in depth should the signing
+        // key leak); both are SHA-256 hex digests, compared in constant time. Pair sessions
+        // are bound to their refresh token; their access tokens live while the session does.
+        let fingerprint_matches = kind == SessionKind::Pair
+            || bool::from(subtle::ConstantTimeEq::ct_eq(
+                digest_hex(token).as_bytes(),
+                session.fingerprint.as_bytes(),
+            ));
+        if session.user_id != subject.user_id
+            || session.kind != kind
+            || session.expires_at <= now
+            || !fingerprint_matches
+        {
             return Err(REJECTED);
         }
+        // A user disabled by an administrator has no sessions left; a locked user keeps its
+        // live sessions (a lockout stops password guessing), but cannot refresh them.
         let user = self.store.user(subject.user_id).await?.ok_or(REJECTED)?;
+        self.principal(user, Some(session), None).await
+    }
+
+    /// Assembles a principal with the user's permissions.
+    pub(crate) async fn principal(
+        &self,
+        user: User,
+        session: Option<Session>,
+        api_key_id: Option<Uuid>,
+    ) -> CoreResult<Principal> {
         let permissions = self.store.permissions_of_user(user.id).await?;
         let permission_set = PermissionSet::new(permissions.iter().map(|p| p.grant.clone()));
         Ok(Principal {
             user,
             session,
+            api_key_id,
             permissions,
             permission_set,
         })
     }
 
-    /// The caller changes its own password, proving the current one.
+    /// The caller changes its own password, proving the current one. Its sessions stay valid
+    /// (Connectware's behaviour); see [`Gatehouse::change_password_pair`] for ThingsBoard's.
     pub async fn change_own_password(
         &self,
         user_id: Uuid,
         current: &PlainPassword,
         new: &PlainPassword,
     ) -> CoreResult<()> {
+        let password_hash = self
+            .accept_password_change(user_id, current, new, "newPassword")
+            .await?;
+        self.store
+            .update_user(
+                user_id,
+                UserUpdate {
+                    password_hash: Some(password_hash),
+                    password_changed_at: Some(self.clock.now_millis()),
+                    ..UserUpdate::default()
+                },
+            )
+            .await
+    }
+
+    /// The checks of a password change by its owner: the current password, a different new
+    /// one, the policy and the reuse rule. Returns the new hash.
+    pub(crate) async fn accept_password_change(
+        &self,
+        user_id: Uuid,
+        current: &PlainPassword,
+        new: &PlainPassword,
+        field: &str,
+    ) -> CoreResult<String> {
         let credentials = self
             .store
             .credentials(user_id)
             .await?
             .ok_or(CoreError::not_found("user"))?;
         if credentials.user.identity_provider != IdentityProvider::Local {
-            return Err(CoreError::invalid(
-                "password",
-                "the password of an externally managed user cannot be changed here",
-            ));
+            return Err(CoreError::Rejected(Rejection::ExternallyManaged));
         }
-        if !self
-            .hasher
-            .verify(current, credentials.password_hash.as_deref())
-            .await?
-        {
-            return Err(CoreError::invalid(
-                "password",
-                "is not the current password",
-            ));
+        let current_hash = credentials.password_hash.as_deref();
+        if !self.hasher.verify(current, current_hash).await? {
+            return Err(CoreError::Rejected(Rejection::WrongCurrentPassword));
         }
-        self.settings.password_policy.check(new, "newPassword")?;
-        let password_hash = Some(self.hasher.hash(new).await?);
-        self.store
-            .update_user(
-                user_id,
-                UserUpdate {
-                    password_hash,
-                    ..UserUpdate::default()
-                },
-            )
-            .await
+        if self.hasher.verify(new, current_hash).await? {
+            return Err(CoreError::Rejected(Rejection::PasswordUnchanged));
+        }
+        self.accept_new_password(user_id, new, field, true).await
+    }
+
+    /// The policy and (when `check_reuse`) the reuse rule for a new password; returns its hash.
+    pub(crate) async fn accept_new_password(
+        &self,
+        user_id: Uuid,
+        password: &PlainPassword,
+        field: &str,
+        check_reuse: bool,
+    ) -> CoreResult<String> {
+        let policy = self.password_policy().await?;
+        policy.check(password, field)?;
+        if check_reuse && policy.reuse_days > 0 {
+            let period = i64::from(policy.reuse_days).saturating_mul(86_400_000);
+            let since = self.clock.now_millis().saturating_sub(period);
+            let former = self.store.password_history(user_id, since).await?;
+            for hash in former.iter().take(PASSWORD_HISTORY_KEEP as usize) {
+                if self.hasher.verify(password, Some(hash)).await? {
+                    return Err(CoreError::PolicyViolation {
+                        field: field.to_owned(),
+                        breaches: vec![PolicyBreach::Reused {
+                            days: policy.reuse_days,
+                        }],
+                    });
+                }
+            }
+        }
+        self.hasher.hash(password).await
     }
 
     /// Creates the built-in roles and the `admin` user if they do not exist. Returns the
@@ -267,12 +419,12 @@ impl Gatehouse {
         let (password, generated) = match admin_password {
             Some(password) => (password, None),
             None => {
-                let text = self.settings.password_policy.generate();
+                let text = self.password_policy().await?.generate();
                 (PlainPassword::parse(&text, "password")?, Some(text))
             }
         };
-        self.settings
-            .password_policy
+        self.password_policy()
+            .await?
             .check(&password, "GATEHOUSE_ADMIN_PASSWORD")?;
         let admin_role = self
             .store
@@ -299,6 +451,9 @@ impl Gatehouse {
             enforce_mfa_enrollment: false,
             mfa_enrolled: false,
             created_at: self.clock.now_millis(),
+            profile: Profile::default(),
+            tenancy: Tenancy::system_admin(),
+            credentials_enabled: true,
         };
         let new_user = NewUser {
             user,

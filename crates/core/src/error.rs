@@ -26,20 +26,21 @@ pub enum CoreError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A value is well-formed but breaks a configured policy (e.g. the password policy).
-    #[error("{field}: {reason}")]
+    /// A password breaks the password policy.
+    #[error("{field}: {}", breaches.first().map(ToString::to_string).unwrap_or_default())]
     PolicyViolation {
         /// The field that breaks the policy.
         field: String,
-        /// Which rule is broken.
-        reason: String,
+        /// Every broken rule, in the policy's order (never empty).
+        breaches: Vec<PolicyBreach>,
     },
     /// The caller could not be authenticated.
-    #[error("unauthenticated: {reason}")]
-    Unauthenticated {
-        /// A reason safe to show to the caller (never which half of a credential was wrong).
-        reason: &'static str,
-    },
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(AuthFailure),
+    /// A credential operation was refused for a reason the caller must see (a wrong current
+    /// password, an unknown or expired link token …).
+    #[error("{0}")]
+    Rejected(Rejection),
     /// The caller is authenticated but lacks the permission.
     #[error("forbidden: {reason}")]
     Forbidden {
@@ -90,9 +91,150 @@ impl CoreError {
         Self::NotFound { what }
     }
 
+    /// Shorthand for [`CoreError::Unauthenticated`].
+    pub fn unauthenticated(failure: AuthFailure) -> Self {
+        Self::Unauthenticated(failure)
+    }
+
     /// Shorthand for [`CoreError::Internal`].
     pub fn internal(message: impl std::fmt::Display) -> Self {
         Self::Internal(message.to_string())
+    }
+}
+
+/// Why a caller could not be authenticated. Safe to show: never says which half of a
+/// credential was wrong. Each dialect words these in its own way.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credential was presented.
+    #[error("a credential is required")]
+    MissingCredentials,
+    /// Unknown user, wrong password, unknown API key, a malformed token, or a user who may not
+    /// log in with a password: one answer for all so that names cannot be probed.
+    #[error("invalid username or password")]
+    BadCredentials,
+    /// The account is not activated, was disabled, or is locked.
+    #[error("the account is not active")]
+    NotActive,
+    /// This attempt used up the allowed failed attempts and locked the account.
+    #[error("the account is locked due to the security policy")]
+    LockedNow,
+    /// An access token that is expired, revoked or not signed by this installation.
+    #[error("invalid or expired token")]
+    TokenExpired,
+    /// A refresh token that was revoked or already used.
+    #[error("the refresh token is outdated")]
+    TokenOutdated,
+    /// A token of the wrong kind was presented as a refresh token.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// The password is older than the policy allows; it must be reset with this token.
+    #[error("the password has expired")]
+    PasswordExpired {
+        /// A password-reset token for the user (shown once).
+        reset_token: String,
+    },
+    /// The password is right but breaks the current policy, which demands a reset.
+    #[error("the password violates the password policy and must be reset")]
+    PasswordViolatesPolicy,
+    /// The API key has expired.
+    #[error("the API key has expired")]
+    ApiKeyExpired,
+}
+
+/// Why a credential operation was refused. Each dialect words these in its own way.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// The current password given to a password change is wrong.
+    #[error("is not the current password")]
+    WrongCurrentPassword,
+    /// The new password equals the current one.
+    #[error("must differ from the current password")]
+    PasswordUnchanged,
+    /// No activation link has this token.
+    #[error("unknown activation token")]
+    ActivationTokenUnknown,
+    /// The activation link has expired.
+    #[error("the activation link has expired")]
+    ActivationTokenExpired,
+    /// The user is activated already.
+    #[error("the user is already activated")]
+    AlreadyActivated,
+    /// No password-reset link has this token.
+    #[error("unknown password reset token")]
+    ResetTokenUnknown,
+    /// The password-reset link has expired.
+    #[error("the password reset link has expired")]
+    ResetTokenExpired,
+    /// The user's password is managed elsewhere (LDAP, Entra ID).
+    #[error("the password of an externally managed user cannot be changed here")]
+    ExternallyManaged,
+}
+
+/// One broken rule of the password policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyBreach {
+    /// Fewer characters than the minimum.
+    TooShort {
+        /// The minimum.
+        min: u32,
+    },
+    /// More characters than the maximum.
+    TooLong {
+        /// The maximum.
+        max: u32,
+    },
+    /// Too few upper-case letters.
+    Uppercase {
+        /// The minimum count.
+        min: u32,
+    },
+    /// Too few lower-case letters.
+    Lowercase {
+        /// The minimum count.
+        min: u32,
+    },
+    /// Too few digits.
+    Digits {
+        /// The minimum count.
+        min: u32,
+    },
+    /// Too few symbols.
+    Symbols {
+        /// The minimum count.
+        min: u32,
+    },
+    /// A whitespace character where the policy forbids them.
+    Whitespace,
+    /// The password was used within the reuse period.
+    Reused {
+        /// The reuse period in days.
+        days: u32,
+    },
+}
+
+impl std::fmt::Display for PolicyBreach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at_least = |f: &mut std::fmt::Formatter<'_>, min: u32, what: &str| {
+            write!(f, "the password policy requires at least {min} {what}")
+        };
+        match *self {
+            PolicyBreach::TooShort { min } => at_least(f, min, "characters"),
+            PolicyBreach::TooLong { max } => {
+                write!(f, "the password policy allows at most {max} characters")
+            }
+            PolicyBreach::Uppercase { min } => at_least(f, min, "upper-case letters"),
+            PolicyBreach::Lowercase { min } => at_least(f, min, "lower-case letters"),
+            PolicyBreach::Digits { min } => at_least(f, min, "digits"),
+            PolicyBreach::Symbols { min } => at_least(f, min, "symbols"),
+            PolicyBreach::Whitespace => {
+                f.write_str("the password policy forbids whitespace characters")
+            }
+            PolicyBreach::Reused { days } => write!(
+                f,
+                "the password was already used within the last {days} days"
+            ),
+        }
     }
 }
 

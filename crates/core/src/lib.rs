@@ -3,21 +3,28 @@
 //! (crate `gatehouse-server`) translate wire formats into these types, and the storage
 //! (crate `gatehouse-store`) implements [`store::Store`].
 
+pub mod accounts;
+pub mod apikeys;
 pub mod auth;
+pub mod broker;
+pub mod changes;
 pub mod clock;
 pub mod error;
 pub mod hashing;
+pub mod mail;
 pub mod model;
 pub mod names;
+pub mod pairs;
 pub mod password;
 pub mod permission;
 pub mod ratelimit;
 pub mod roles;
+pub mod security;
 pub mod service;
 pub mod store;
 pub mod tokens;
 pub mod topic;
 pub mod users;
 
-pub use error::{CoreError, CoreResult};
+pub use error::{AuthFailure, CoreError, CoreResult, PolicyBreach, Rejection};
 pub use service::Gatehouse;

@@ -60,6 +60,93 @@ impl IdentityProvider {
     }
 }
 
+/// ThingsBoard's `NULL_UUID` (`13814000-1dd2-11b2-8080-808080808080`): the tenant of system
+/// administrators and the customer of everyone who belongs to no customer.
+pub const NULL_UUID: Uuid = Uuid::from_u128(0x13814000_1dd2_11b2_8080_808080808080);
+
+/// A user's ThingsBoard authority: what it may administer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Authority {
+    /// Administers the whole installation.
+    SysAdmin,
+    /// Administers one tenant.
+    TenantAdmin,
+    /// A user of one customer of a tenant.
+    CustomerUser,
+}
+
+impl Authority {
+    /// The wire and storage name (`SYS_ADMIN`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Authority::SysAdmin => "SYS_ADMIN",
+            Authority::TenantAdmin => "TENANT_ADMIN",
+            Authority::CustomerUser => "CUSTOMER_USER",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "SYS_ADMIN" => Some(Authority::SysAdmin),
+            "TENANT_ADMIN" => Some(Authority::TenantAdmin),
+            "CUSTOMER_USER" => Some(Authority::CustomerUser),
+            _ => None,
+        }
+    }
+}
+
+/// Where a user sits in ThingsBoard's tenancy: authority, tenant and customer. Tenants and
+/// customers are opaque ids here (Gatehouse stores no tenant or customer entities).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tenancy {
+    /// The authority.
+    pub authority: Authority,
+    /// The tenant; [`NULL_UUID`] for system administrators.
+    pub tenant_id: Uuid,
+    /// The customer; [`NULL_UUID`] unless the user is a customer user.
+    pub customer_id: Uuid,
+}
+
+impl Default for Tenancy {
+    /// Users created outside the ThingsBoard dialect: customer users of no tenant and no
+    /// customer, the least privileged place (see `docs/thingsboard.md`).
+    fn default() -> Self {
+        Self {
+            authority: Authority::CustomerUser,
+            tenant_id: NULL_UUID,
+            customer_id: NULL_UUID,
+        }
+    }
+}
+
+impl Tenancy {
+    /// A system administrator's tenancy.
+    pub fn system_admin() -> Self {
+        Self {
+            authority: Authority::SysAdmin,
+            tenant_id: NULL_UUID,
+            customer_id: NULL_UUID,
+        }
+    }
+}
+
+/// Descriptive fields of a user, shown by the ThingsBoard dialect.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Profile {
+    /// E-mail address (unique among users), where activation and reset links go.
+    pub email: Option<String>,
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Free-form JSON object kept for ThingsBoard clients (`additionalInfo`).
+    pub additional_info: Option<String>,
+}
+
 /// A user, without credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -81,9 +168,23 @@ pub struct User {
     pub mfa_enrolled: bool,
     /// Creation time, Unix ms.
     pub created_at: i64,
+    /// Descriptive fields (email, names, phone).
+    pub profile: Profile,
+    /// ThingsBoard authority, tenant and customer.
+    pub tenancy: Tenancy,
+    /// Whether the user may authenticate at all: false until activated, and after a lockout or
+    /// an administrator disabled it. Read-only here: only the dedicated store operations change
+    /// it, so that an edit of other fields can never undo a lockout.
+    pub credentials_enabled: bool,
 }
 
 impl User {
+    /// The name ThingsBoard clients see as `email` and the tokens' `sub`: the email, or the
+    /// login name for users that have none.
+    pub fn email_or_username(&self) -> &str {
+        self.profile.email.as_deref().unwrap_or(&self.username)
+    }
+
     /// Whether the user may authenticate with `method`.
     pub fn allows_grant(&self, method: GrantMethod) -> bool {
         self.grant_types.iter().any(|grant| grant.method == method)
@@ -97,6 +198,10 @@ pub struct UserCredentials {
     pub user: User,
     /// Argon2id PHC string, if the user has a password.
     pub password_hash: Option<String>,
+    /// When the password was last set, Unix ms (for password expiry).
+    pub password_changed_at: Option<i64>,
+    /// Consecutive failed password attempts since the last success.
+    pub failed_login_attempts: u32,
 }
 
 /// A certificate bound to a user by its fingerprint.
@@ -137,18 +242,55 @@ impl Role {
     /// Whether the role's permissions are fixed: those of the built-in administrator role, so
     /// that no edit can lock every administrator out.
     pub fn permissions_locked(&self) -> bool {
+        self.is_builtin_admin()
+    }
+
+    /// Whether this is the built-in administrator role (`connectware-admin`).
+    pub fn is_builtin_admin(&self) -> bool {
         self.builtin && self.name == crate::roles::ADMIN_ROLE
+    }
+}
+
+/// What kind of credential a session stands behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// One long-lived access token (Connectware's login); its fingerprint is that token's.
+    Token,
+    /// An access/refresh token pair (ThingsBoard's login); its fingerprint is that of the
+    /// current refresh token, rotated on every refresh. Access tokens of the pair are
+    /// short-lived and valid while the session exists.
+    Pair,
+}
+
+impl SessionKind {
+    /// The storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Token => "token",
+            SessionKind::Pair => "pair",
+        }
+    }
+
+    /// Parses the storage name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "token" => Some(SessionKind::Token),
+            "pair" => Some(SessionKind::Pair),
+            _ => None,
+        }
     }
 }
 
 /// A login session; every access token belongs to one, so that it can be listed and revoked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    /// Stable id (the token's `sid` claim).
+    /// Stable id (the token's `sid` or `sessionId` claim).
     pub id: Uuid,
     /// The user.
     pub user_id: Uuid,
-    /// Lower-case hex SHA-256 of the issued token; the token itself is never stored.
+    /// What the session stands behind.
+    pub kind: SessionKind,
+    /// Lower-case hex SHA-256 of the bound token (see [`SessionKind`]); tokens are never stored.
     pub fingerprint: String,
     /// Caller-chosen label.
     pub label: Option<String>,
@@ -175,3 +317,63 @@ pub struct PermissionUsage {
 
 /// A new permission to store (id assigned by the core).
 pub type NewPermission = Grant;
+
+/// What a one-time credential token (mailed link) is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    /// Setting the first password of a new user.
+    Activation,
+    /// Replacing a forgotten or expired password.
+    PasswordReset,
+}
+
+impl TokenPurpose {
+    /// The storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::Activation => "activation",
+            TokenPurpose::PasswordReset => "reset",
+        }
+    }
+}
+
+/// A one-time credential token as stored: its digest, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialToken {
+    /// Lower-case hex SHA-256 of the token.
+    pub digest: String,
+    /// The user it acts for.
+    pub user_id: Uuid,
+    /// What it is for.
+    pub purpose: TokenPurpose,
+    /// Issue time, Unix ms.
+    pub created_at: i64,
+    /// Expiry, Unix ms.
+    pub expires_at: i64,
+}
+
+/// An API key as stored: its digest, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Stable id.
+    pub id: Uuid,
+    /// The user it authenticates as.
+    pub user_id: Uuid,
+    /// Lower-case hex SHA-256 of the key.
+    pub digest: String,
+    /// What it is for (never blank).
+    pub description: String,
+    /// Whether it may be used.
+    pub enabled: bool,
+    /// Expiry, Unix ms; 0 means never.
+    pub expiration_time: i64,
+    /// Creation time, Unix ms.
+    pub created_at: i64,
+}
+
+impl ApiKey {
+    /// Whether the key has expired at `now_millis`.
+    pub fn is_expired(&self, now_millis: i64) -> bool {
+        self.expiration_time != 0 && self.expiration_time < now_millis
+    }
+}

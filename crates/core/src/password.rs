@@ -5,7 +5,7 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::error::CoreError;
+use crate::error::{CoreError, PolicyBreach};
 
 /// Longest password accepted, in bytes; bounds the hashing cost of hostile input.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -38,10 +38,11 @@ impl fmt::Debug for PlainPassword {
     }
 }
 
-/// Connectware's password policy `{min, lower, upper, numeric, symbol}`: minimum counts of
-/// characters overall and per class. A missing or zero value disables that rule. Classes use
-/// Unicode categories: lower/upper case letters, numeric characters, and everything else that is
-/// not a letter, number or whitespace counts as a symbol.
+/// The password policy, shared by every dialect: Connectware's `{min, lower, upper, numeric,
+/// symbol}` (minimum counts of characters overall and per class; zero disables a rule) extended
+/// by ThingsBoard's `UserPasswordPolicy` (maximum length, whitespace, expiry, reuse, forced
+/// reset). Classes use Unicode categories: lower/upper case letters, numeric characters, and
+/// everything that is not a letter, number or whitespace counts as a symbol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordPolicy {
@@ -60,10 +61,29 @@ pub struct PasswordPolicy {
     /// Minimum number of symbols.
     #[serde(default)]
     pub symbol: u32,
+    /// Maximum length in characters; applies only when greater than `min` (0: no maximum).
+    #[serde(default)]
+    pub max: u32,
+    /// Whether whitespace characters are allowed.
+    #[serde(default = "allowed")]
+    pub allow_whitespace: bool,
+    /// Days after which a password expires and must be reset (0: never).
+    #[serde(default)]
+    pub expiration_days: u32,
+    /// Days during which a former password may not be chosen again (0: no rule).
+    #[serde(default)]
+    pub reuse_days: u32,
+    /// Refuse a correct password that breaks the policy at login, asking for a reset.
+    #[serde(default)]
+    pub force_reset_if_invalid: bool,
+}
+
+fn allowed() -> bool {
+    true
 }
 
 impl Default for PasswordPolicy {
-    /// Connectware's default: `{"min": 5}`.
+    /// Connectware's default: `{"min": 5}`; nothing else is enforced.
     fn default() -> Self {
         Self {
             min: 5,
@@ -71,6 +91,11 @@ impl Default for PasswordPolicy {
             upper: 0,
             numeric: 0,
             symbol: 0,
+            max: 0,
+            allow_whitespace: true,
+            expiration_days: 0,
+            reuse_days: 0,
+            force_reset_if_invalid: false,
         }
     }
 }
@@ -96,7 +121,10 @@ impl PasswordPolicy {
         chars.extend(pick(UPPER, self.upper.max(4)));
         chars.extend(pick(DIGITS, self.numeric.max(4)));
         chars.extend(pick(SYMBOLS, self.symbol));
-        let target = (self.min as usize).max(24);
+        let mut target = (self.min as usize).max(24);
+        if self.max > self.min {
+            target = target.min(self.max as usize);
+        }
         if chars.len() < target {
             let fill = u32::try_from(target - chars.len()).unwrap_or(u32::MAX);
             let alphabet = [LOWER, UPPER, DIGITS].concat();
@@ -107,38 +135,65 @@ impl PasswordPolicy {
         String::from_utf8(chars).unwrap_or_default()
     }
 
-    /// Checks `password` against every rule; the error names the first broken rule.
-    pub fn check(&self, password: &PlainPassword, field: &str) -> Result<(), CoreError> {
+    /// The maximum length in force, if any (ThingsBoard applies it only above the minimum).
+    pub fn effective_max(&self) -> Option<u32> {
+        (self.max > 0 && self.max > self.min).then_some(self.max)
+    }
+
+    /// Every rule `password` breaks, in the policy's order (empty when it complies). Reuse is
+    /// checked separately, against the password history.
+    pub fn breaches(&self, password: &PlainPassword) -> Vec<PolicyBreach> {
         let text = password.expose();
         let count = |predicate: fn(&char) -> bool| text.chars().filter(predicate).count() as u64;
-        let rules: [(u32, u64, &str); 5] = [
-            (self.min, text.chars().count() as u64, "characters"),
-            (
-                self.lower,
-                count(|c| c.is_lowercase()),
-                "lower-case letters",
-            ),
-            (
-                self.upper,
-                count(|c| c.is_uppercase()),
-                "upper-case letters",
-            ),
-            (self.numeric, count(|c| c.is_numeric()), "digits"),
+        let length = text.chars().count() as u64;
+        let mut breaches = Vec::new();
+        if length < u64::from(self.min) {
+            breaches.push(PolicyBreach::TooShort { min: self.min });
+        }
+        if let Some(max) = self.effective_max() {
+            if length > u64::from(max) {
+                breaches.push(PolicyBreach::TooLong { max });
+            }
+        }
+        type Breach = fn(u32) -> PolicyBreach;
+        let classes: [(u32, u64, Breach); 4] = [
+            (self.upper, count(|c| c.is_uppercase()), |min| {
+                PolicyBreach::Uppercase { min }
+            }),
+            (self.lower, count(|c| c.is_lowercase()), |min| {
+                PolicyBreach::Lowercase { min }
+            }),
+            (self.numeric, count(|c| c.is_numeric()), |min| {
+                PolicyBreach::Digits { min }
+            }),
             (
                 self.symbol,
                 count(|c| !c.is_alphanumeric() && !c.is_whitespace()),
-                "symbols",
+                |min| PolicyBreach::Symbols { min },
             ),
         ];
-        for (required, actual, what) in rules {
+        for (required, actual, breach) in classes {
             if actual < u64::from(required) {
-                return Err(CoreError::PolicyViolation {
-                    field: field.to_owned(),
-                    reason: format!("the password policy requires at least {required} {what}"),
-                });
+                breaches.push(breach(required));
             }
         }
-        Ok(())
+        if !self.allow_whitespace && text.chars().any(char::is_whitespace) {
+            breaches.push(PolicyBreach::Whitespace);
+        }
+        breaches
+    }
+
+    /// Checks `password` against every rule; the error lists the broken rules.
+    pub fn check(&self, password: &PlainPassword, field: &str) -> Result<(), CoreError> {
+        let breaches = self.breaches(password);
+        if breaches.is_empty() {
+            Ok(())
+        } else {
+            Err(CoreError::PolicyViolation {
+                field: field.to_owned(),
+                breaches,
+            })
+        }
     }
 }
 
@@ -166,6 +221,7 @@ mod tests {
             lower: 2,
             numeric: 1,
             symbol: 1,
+            ..PasswordPolicy::default()
         };
         let err = policy.check(&pw("abcdefgh"), "password").unwrap_err();
         assert!(err.to_string().contains("upper-case"), "{err}");
@@ -182,6 +238,9 @@ mod tests {
             upper: 5,
             numeric: 6,
             symbol: 7,
+            max: 60,
+            allow_whitespace: false,
+            ..PasswordPolicy::default()
         };
         for policy in [PasswordPolicy::default(), strict] {
             let generated = policy.generate();
@@ -195,6 +254,38 @@ mod tests {
             PasswordPolicy::default().generate(),
             PasswordPolicy::default().generate()
         );
+    }
+
+    #[test]
+    fn every_breach_is_listed_in_order() {
+        let policy = PasswordPolicy {
+            min: 6,
+            max: 8,
+            upper: 1,
+            numeric: 1,
+            allow_whitespace: false,
+            ..PasswordPolicy::default()
+        };
+        assert_eq!(
+            policy.breaches(&pw("a b")),
+            vec![
+                PolicyBreach::TooShort { min: 6 },
+                PolicyBreach::Uppercase { min: 1 },
+                PolicyBreach::Digits { min: 1 },
+                PolicyBreach::Whitespace
+            ]
+        );
+        assert_eq!(
+            policy.breaches(&pw("Abcdefgh1")),
+            vec![PolicyBreach::TooLong { max: 8 }]
+        );
+        // A maximum at or below the minimum is ignored, as ThingsBoard does.
+        let loose = PasswordPolicy {
+            min: 6,
+            max: 6,
+            ..PasswordPolicy::default()
+        };
+        assert!(loose.breaches(&pw("abcdefghijkl")).is_empty());
     }
 
     #[test]

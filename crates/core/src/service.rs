@@ -6,16 +6,41 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::changes::{IdentityGeneration, NotifyingStore};
 use crate::clock::Clock;
 use crate::error::{CoreError, CoreResult};
 use crate::hashing::PasswordHasher;
+use crate::mail::{Mailer, NoMailer};
 use crate::password::PasswordPolicy;
 use crate::ratelimit::{RateLimit, RateLimiter};
 use crate::store::Store;
 use crate::tokens::TokenKeys;
 
+/// Lifetimes and issuer of access/refresh token pairs (ThingsBoard's JWT settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenPairSettings {
+    /// Lifetime of an access token, seconds.
+    pub access_token_seconds: u32,
+    /// Lifetime of a refresh token (and of its login session), seconds.
+    pub refresh_token_seconds: u32,
+    /// The `iss` claim.
+    pub issuer: String,
+}
+
+impl Default for TokenPairSettings {
+    /// ThingsBoard's defaults: 9000 s, 604800 s, `thingsboard.io`.
+    fn default() -> Self {
+        Self {
+            access_token_seconds: 9000,
+            refresh_token_seconds: 604_800,
+            issuer: "thingsboard.io".to_owned(),
+        }
+    }
+}
+
 /// Settings of the identity core, from the configuration file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CoreSettings {
     /// Password policy in Connectware's form.
@@ -28,6 +53,12 @@ pub struct CoreSettings {
     pub login_per_address: RateLimit,
     /// Failed login attempts per account name (successful ones are given back).
     pub login_per_account: RateLimit,
+    /// Access/refresh token pairs.
+    pub token_pair: TokenPairSettings,
+    /// The broker hot path (caches). Configured in the file's `[broker]` section, not under
+    /// `[auth]`.
+    #[serde(skip)]
+    pub broker: crate::broker::BrokerSettings,
 }
 
 impl Default for CoreSettings {
@@ -45,6 +76,8 @@ impl Default for CoreSettings {
                 burst: 10,
                 per_minute: 2,
             },
+            token_pair: TokenPairSettings::default(),
+            broker: crate::broker::BrokerSettings::default(),
         }
     }
 }
@@ -56,6 +89,20 @@ impl CoreSettings {
             return Err(CoreError::invalid(
                 "auth",
                 "token lifetimes must be at least 1 hour",
+            ));
+        }
+        let pair = &self.token_pair;
+        if pair.access_token_seconds == 0 || pair.access_token_seconds >= pair.refresh_token_seconds
+        {
+            return Err(CoreError::invalid(
+                "auth.token_pair",
+                "access_token_seconds must be at least 1 and below refresh_token_seconds",
+            ));
+        }
+        if pair.issuer.is_empty() {
+            return Err(CoreError::invalid(
+                "auth.token_pair.issuer",
+                "must not be empty",
             ));
         }
         if self.default_token_hours > self.max_token_hours {
@@ -77,16 +124,23 @@ pub struct Gatehouse {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: CoreSettings,
     pub(crate) login_limits: Arc<LoginLimits>,
+    pub(crate) mailer: Arc<dyn Mailer>,
+    pub(crate) broker: Arc<crate::broker::BrokerCaches>,
+    pub(crate) public_url: String,
+    pub(crate) identity: IdentityGeneration,
 }
 
-/// The login rate limiters.
+/// The login rate limiters, and the limits on password-reset link checks and mails.
 pub(crate) struct LoginLimits {
     pub(crate) per_address: RateLimiter,
     pub(crate) per_account: RateLimiter,
+    pub(crate) reset_checks: RateLimiter,
+    pub(crate) reset_mails: RateLimiter,
 }
 
 impl Gatehouse {
-    /// Assembles the core from its parts.
+    /// Assembles the core from its parts. The store is wrapped in a [`NotifyingStore`], so
+    /// every write of identity data bumps [`Gatehouse::identity_generation`].
     pub fn new(
         store: Arc<dyn Store>,
         hasher: PasswordHasher,
@@ -97,15 +151,45 @@ impl Gatehouse {
         let login_limits = Arc::new(LoginLimits {
             per_address: RateLimiter::new(settings.login_per_address, clock.clone()),
             per_account: RateLimiter::new(settings.login_per_account, clock.clone()),
+            // Close to ThingsBoard's `reset_password_per_user` (5 per hour): 5 at once, then
+            // one a minute.
+            reset_checks: RateLimiter::new(
+                RateLimit {
+                    burst: 5,
+                    per_minute: 1,
+                },
+                clock.clone(),
+            ),
+            // Reset mails per email address: 3 at once, then one a minute.
+            reset_mails: RateLimiter::new(
+                RateLimit {
+                    burst: 3,
+                    per_minute: 1,
+                },
+                clock.clone(),
+            ),
         });
+        let identity = IdentityGeneration::default();
         Self {
-            store,
+            store: Arc::new(NotifyingStore::new(store, identity.clone())),
             hasher,
             keys,
             clock,
             settings,
             login_limits,
+            mailer: Arc::new(NoMailer),
+            broker: Arc::new(crate::broker::BrokerCaches::new()),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            identity,
         }
+    }
+
+    /// Uses `mailer` for outgoing mail, with links under `public_url` (the externally visible
+    /// base URL of this server, without a trailing slash).
+    pub fn with_mail(mut self, mailer: Arc<dyn Mailer>, public_url: &str) -> Self {
+        self.mailer = mailer;
+        self.public_url = public_url.trim_end_matches('/').to_owned();
+        self
     }
 
     /// The settings in force.
@@ -116,6 +200,12 @@ impl Gatehouse {
     /// The password hasher (for metrics such as its queue depth).
     pub fn hasher(&self) -> &PasswordHasher {
         &self.hasher
+    }
+
+    /// The current generation of identity data: it changes after every write of users,
+    /// credentials, roles, permissions or certificates (for caches and tests).
+    pub fn identity_generation(&self) -> u64 {
+        self.identity.current()
     }
 
     /// Now, in Unix milliseconds, from the injected clock.

@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::error::CoreResult;
-use crate::model::{BoundCertificate, PermissionUsage, Role, Session, User, UserCredentials};
+use crate::model::{
+    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, TokenPurpose, User,
+    UserCredentials,
+};
 use crate::permission::Permission;
 
 /// Which users to list.
@@ -62,11 +65,63 @@ pub struct UserUpdate {
     pub user: Option<User>,
     /// A new password hash.
     pub password_hash: Option<String>,
+    /// With `password_hash`: when it was set, Unix ms (starts the expiry period).
+    pub password_changed_at: Option<i64>,
     /// Replace the roles held (other than the user's own role) by these ids.
     pub role_ids: Option<Vec<Uuid>>,
     /// Replace the direct permissions (creating the user's own role with this definition if
     /// needed; the role's permissions are replaced).
     pub own_role: Option<Role>,
+}
+
+/// A new password to store, with everything that must happen in the same transaction.
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    /// The user.
+    pub user_id: Uuid,
+    /// Argon2id PHC string of the new password.
+    pub password_hash: String,
+    /// When it is set, Unix ms.
+    pub changed_at: i64,
+    /// How many entries of password history to keep, newest first, the new one included
+    /// (0: keep none).
+    pub history_keep: u32,
+    /// A one-time token (digest, purpose) that authorizes the change: it is deleted first, and
+    /// the change fails with `NotFound("token")` if it is already gone, so that a token works
+    /// once even under parallel use. All tokens of that purpose of the user are deleted too.
+    pub consume_token: Option<(String, TokenPurpose)>,
+    /// Also enable the user's credentials (activation) and clear its failed attempts.
+    pub enable_credentials: bool,
+}
+
+/// Which API keys to list.
+#[derive(Debug, Clone)]
+pub struct ApiKeyQuery {
+    /// The owner.
+    pub user_id: Uuid,
+    /// Only keys whose description contains this text, ignoring ASCII case.
+    pub text_search: Option<String>,
+    /// Sort column.
+    pub sort: ApiKeySort,
+    /// Descending instead of ascending.
+    pub descending: bool,
+    /// Rows to skip.
+    pub offset: u64,
+    /// Rows to return at most.
+    pub limit: u64,
+}
+
+/// Sort columns of API key listings (ThingsBoard's `sortProperty`). Ties are broken by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeySort {
+    /// `createdTime`.
+    CreatedTime,
+    /// `expirationTime`.
+    ExpirationTime,
+    /// `description`.
+    Description,
+    /// `enabled`.
+    Enabled,
 }
 
 /// The storage operations of the identity core.
@@ -81,6 +136,8 @@ pub trait Store: Send + Sync + 'static {
     async fn users_by_ids(&self, ids: &[Uuid]) -> CoreResult<Vec<User>>;
     /// One user with its password hash, by exact username.
     async fn credentials_by_username(&self, username: &str) -> CoreResult<Option<UserCredentials>>;
+    /// One user with its password hash, by exact email.
+    async fn credentials_by_email(&self, email: &str) -> CoreResult<Option<UserCredentials>>;
     /// One user with its password hash, by id.
     async fn credentials(&self, id: Uuid) -> CoreResult<Option<UserCredentials>>;
     /// A page of users ordered by username, and the total count matching the query.
@@ -89,6 +146,60 @@ pub trait Store: Send + Sync + 'static {
     async fn update_user(&self, id: Uuid, update: UserUpdate) -> CoreResult<()>;
     /// Deletes a user with its own role, bindings and sessions; false if it did not exist.
     async fn delete_user(&self, id: Uuid) -> CoreResult<bool>;
+
+    /// Replaces a user's profile and tenancy (email, names, phone, additional info, authority,
+    /// tenant, customer); `NotFound` if it does not exist, `Conflict` on a duplicate email.
+    async fn update_profile(&self, user: &User) -> CoreResult<()>;
+
+    // --- credentials and lockout (atomic: parallel requests and replicas cannot bypass them)
+    /// Counts one more password attempt of an enabled user unless `limit` attempts are counted
+    /// already. Returns the new count, or `None` when the limit is used up (or the credentials
+    /// are disabled) and nothing was counted. `limit: None` counts without a limit.
+    async fn reserve_login_attempt(
+        &self,
+        user_id: Uuid,
+        limit: Option<u32>,
+    ) -> CoreResult<Option<u32>>;
+    /// Clears the failed-attempt count after a successful login.
+    async fn reset_login_attempts(&self, user_id: Uuid) -> CoreResult<()>;
+    /// Enables or disables a user's credentials; true when this call changed the state (so
+    /// exactly one of several parallel lockouts reports it). Disabling revokes every session
+    /// of the user; enabling clears the failed-attempt count. `NotFound` if no such user.
+    async fn set_credentials_enabled(&self, user_id: Uuid, enabled: bool) -> CoreResult<bool>;
+    /// Disables an enabled user's credentials after too many failed logins, keeping its live
+    /// sessions (the lockout stops password guessing; it must not let a guesser end the
+    /// user's sessions). True when this call disabled them, so that exactly one of several
+    /// parallel attempts reports the lock.
+    async fn lock_credentials(&self, user_id: Uuid) -> CoreResult<bool>;
+    /// Sets a new password and revokes every session of the user, in one transaction (see
+    /// [`PasswordChange`]).
+    async fn set_password(&self, change: PasswordChange) -> CoreResult<()>;
+    /// Password hashes the user had, set at or after `since_millis`, newest first.
+    async fn password_history(&self, user_id: Uuid, since_millis: i64) -> CoreResult<Vec<String>>;
+
+    // --- one-time credential tokens (mailed links)
+    /// Stores a token digest, and deletes the user's expired tokens.
+    async fn insert_credential_token(&self, token: CredentialToken) -> CoreResult<()>;
+    /// A stored token by digest and purpose (expired ones included: the caller decides).
+    async fn credential_token(
+        &self,
+        digest: &str,
+        purpose: TokenPurpose,
+    ) -> CoreResult<Option<CredentialToken>>;
+
+    // --- API keys
+    /// Stores a new key; `Conflict` on a duplicate digest.
+    async fn insert_api_key(&self, key: ApiKey) -> CoreResult<()>;
+    /// One key by id.
+    async fn api_key(&self, id: Uuid) -> CoreResult<Option<ApiKey>>;
+    /// One key by the digest of its value.
+    async fn api_key_by_digest(&self, digest: &str) -> CoreResult<Option<ApiKey>>;
+    /// A page of a user's keys and the total count matching the query.
+    async fn api_keys(&self, query: &ApiKeyQuery) -> CoreResult<(Vec<ApiKey>, u64)>;
+    /// Stores a key's description and enabled flag; false if it does not exist.
+    async fn update_api_key(&self, key: &ApiKey) -> CoreResult<bool>;
+    /// Deletes a key; false if it did not exist.
+    async fn delete_api_key(&self, id: Uuid) -> CoreResult<bool>;
 
     // --- user ↔ role
     /// Gives a role to a user (idempotent). `NotFound` names the missing one.
@@ -148,6 +259,15 @@ pub trait Store: Send + Sync + 'static {
         user_ids: &[Uuid],
         now_millis: i64,
     ) -> CoreResult<Vec<(Uuid, Vec<Session>)>>;
+    /// Replaces the fingerprint and expiry of a session only if its fingerprint is still
+    /// `old_fingerprint` (refresh-token rotation); false when it was revoked or rotated already.
+    async fn rotate_session(
+        &self,
+        session_id: Uuid,
+        old_fingerprint: &str,
+        new_fingerprint: &str,
+        new_expires_at: i64,
+    ) -> CoreResult<bool>;
     /// Revokes the user's sessions whose id or fingerprint equals `key`, or all of them when
     /// `key` is `None`; returns how many were revoked.
     async fn revoke_sessions(&self, user_id: Uuid, key: Option<&str>) -> CoreResult<u64>;
@@ -155,6 +275,8 @@ pub trait Store: Send + Sync + 'static {
     // --- settings
     /// The value stored under `key`, if any.
     async fn setting(&self, key: &str) -> CoreResult<Option<String>>;
+    /// Stores `value` under `key`, replacing any value.
+    async fn put_setting(&self, key: &str, value: &str) -> CoreResult<()>;
     /// Stores `value` under `key` unless a value exists; returns the stored value either way,
     /// so replicas racing at first start agree on one.
     async fn setting_or_insert(&self, key: &str, value: &str) -> CoreResult<String>;

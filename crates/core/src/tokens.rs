@@ -5,11 +5,12 @@
 //! against the injected clock, not the library's, so tests can move time.
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::error::{CoreError, CoreResult};
+use crate::error::{AuthFailure, CoreError, CoreResult};
 
 /// Issuer claim of Gatehouse tokens.
 pub const ISSUER: &str = "gatehouse";
@@ -71,6 +72,26 @@ impl TokenKeys {
         secret
     }
 
+    /// Signs arbitrary claims with this installation's key (HS512, with `kid`).
+    pub fn sign<T: Serialize>(&self, claims: &T) -> CoreResult<String> {
+        let mut header = Header::new(Algorithm::HS512);
+        header.kid = Some(self.kid.clone());
+        encode(&header, claims, &self.encoding).map_err(CoreError::internal)
+    }
+
+    /// Decodes claims signed by this installation's key and issued by `issuer`, without
+    /// checking expiry (the caller checks it against the injected clock). `None` when the
+    /// signature, the issuer or the claims' shape does not match.
+    pub fn decode<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Option<T> {
+        let mut validation = Validation::new(Algorithm::HS512);
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        validation.set_issuer(&[issuer]);
+        decode::<T>(token, &self.decoding, &validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+
     /// Signs an access token for a session.
     pub fn issue(
         &self,
@@ -78,39 +99,39 @@ impl TokenKeys {
         issued_millis: i64,
         expires_millis: i64,
     ) -> CoreResult<String> {
-        let claims = AccessClaims {
+        self.sign(&AccessClaims {
             sub: subject.user_id.to_string(),
             sid: subject.session_id.to_string(),
             iat: issued_millis.div_euclid(1000),
             exp: expires_millis.div_euclid(1000),
             iss: ISSUER.to_owned(),
-        };
-        let mut header = Header::new(Algorithm::HS512);
-        header.kid = Some(self.kid.clone());
-        encode(&header, &claims, &self.encoding).map_err(CoreError::internal)
+        })
     }
 
     /// Verifies signature, issuer and expiry (against `now_millis`) and returns the subject.
     pub fn verify(&self, token: &str, now_millis: i64) -> CoreResult<TokenSubject> {
-        const REJECTED: CoreError = CoreError::Unauthenticated {
-            reason: "invalid or expired token",
-        };
-        let mut validation = Validation::new(Algorithm::HS512);
-        validation.validate_exp = false;
-        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
-        validation.set_issuer(&[ISSUER]);
-        let data =
-            decode::<AccessClaims>(token, &self.decoding, &validation).map_err(|_| REJECTED)?;
-        if data.claims.exp.saturating_mul(1000) <= now_millis {
+        const REJECTED: CoreError = CoreError::Unauthenticated(AuthFailure::TokenExpired);
+        let claims: AccessClaims = self.decode(token, ISSUER).ok_or(REJECTED)?;
+        if claims.exp.saturating_mul(1000) <= now_millis {
             return Err(REJECTED);
         }
-        let user_id = Uuid::parse_str(&data.claims.sub).map_err(|_| REJECTED)?;
-        let session_id = Uuid::parse_str(&data.claims.sid).map_err(|_| REJECTED)?;
+        let user_id = Uuid::parse_str(&claims.sub).map_err(|_| REJECTED)?;
+        let session_id = Uuid::parse_str(&claims.sid).map_err(|_| REJECTED)?;
         Ok(TokenSubject {
             user_id,
             session_id,
         })
     }
+}
+
+/// A random URL-safe token of `bytes` random bytes (base64url without padding), for one-time
+/// links and API keys.
+pub fn random_token(bytes: usize) -> String {
+    use base64::Engine as _;
+    use rand::RngCore;
+    let mut buffer = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buffer);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buffer)
 }
 
 /// Lower-case hex SHA-256 of a high-entropy secret (token, API key): what is stored instead.

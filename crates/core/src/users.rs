@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 use crate::error::{CoreError, CoreResult};
 use crate::model::{
-    BoundCertificate, GrantMethod, GrantType, IdentityProvider, Role, Session, User,
+    BoundCertificate, GrantMethod, GrantType, IdentityProvider, Profile, Role, Session, Tenancy,
+    User,
 };
 use crate::names::Username;
 use crate::password::PlainPassword;
@@ -189,7 +190,7 @@ impl Gatehouse {
         reject_duplicate_grants(&draft.initial_permissions, "initialPermissions")?;
         let password_hash = match &draft.password {
             Some(password) => {
-                self.settings.password_policy.check(password, "password")?;
+                self.password_policy().await?.check(password, "password")?;
                 Some(self.hasher.hash(password).await?)
             }
             None => None,
@@ -204,6 +205,9 @@ impl Gatehouse {
             enforce_mfa_enrollment: draft.enforce_mfa_enrollment,
             mfa_enrolled: false,
             created_at: self.clock.now_millis(),
+            profile: Profile::default(),
+            tenancy: Tenancy::default(),
+            credentials_enabled: true,
         };
         let own = (!draft.initial_permissions.is_empty())
             .then(|| own_role(&user, draft.initial_permissions));
@@ -328,7 +332,7 @@ impl Gatehouse {
         }
         let password_hash = match &patch.password {
             Some(password) => {
-                self.settings.password_policy.check(password, "password")?;
+                self.password_policy().await?.check(password, "password")?;
                 Some(self.hasher.hash(password).await?)
             }
             None => None,
@@ -348,9 +352,11 @@ impl Gatehouse {
         if let Some(ids) = &role_ids {
             self.ensure_assignable(id, ids, "roles").await?;
         }
+        let password_changed_at = password_hash.as_ref().map(|_| self.clock.now_millis());
         let update = UserUpdate {
             user: (user != current).then_some(user),
             password_hash,
+            password_changed_at,
             role_ids,
             own_role,
         };

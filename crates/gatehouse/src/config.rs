@@ -2,14 +2,18 @@
 //! separates nested keys, e.g. `GATEHOUSE_AUTH__PASSWORD_POLICY__MIN=8`), then command-line
 //! flags. Every key is documented in `docs/configuration.md`.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use gatehouse_core::broker::BrokerSettings;
 use gatehouse_core::hashing::Argon2Config;
 use gatehouse_core::service::CoreSettings;
 use serde::{Deserialize, Serialize};
+
+use crate::mail::MailSettings;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +81,9 @@ pub struct HttpSettings {
     /// Take the client address from the right-most `X-Forwarded-For` entry (only behind a
     /// reverse proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// The URL under which clients reach this server, e.g. `https://iam.example.com`; the
+    /// base of the links in activation and password-reset mails. Default: `http://<listen>`.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpSettings {
@@ -86,6 +93,7 @@ impl Default for HttpSettings {
             request_timeout_secs: 30,
             cors_allowed_origins: Vec::new(),
             trust_forwarded_for: false,
+            public_url: None,
         }
     }
 }
@@ -103,6 +111,63 @@ impl Default for DatabaseSettings {
         Self {
             max_connections: 10,
         }
+    }
+}
+
+/// The MQTT broker hooks (`[broker]`): the hot-path caches of the core and who may call the
+/// hooks.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Seconds a user's compiled MQTT permissions are used before they are loaded again (bounds
+    /// how long a change made on another replica takes to apply here).
+    pub cache_ttl_secs: u64,
+    /// Seconds a verified username/password pair is remembered (0 turns the cache off).
+    pub credential_cache_secs: u64,
+    /// IP addresses and CIDR networks allowed to call the hooks (default: loopback).
+    pub hook_allowed_addresses: Vec<String>,
+    /// A shared secret that opens the hooks from any address when sent in the header
+    /// `X-Gatehouse-Broker-Secret`. A secret: never logged nor shown by `Debug`.
+    pub hook_secret: Option<String>,
+}
+
+impl BrokerConfig {
+    /// The core's part of these settings.
+    pub fn core(&self) -> BrokerSettings {
+        BrokerSettings {
+            cache_ttl_secs: self.cache_ttl_secs,
+            credential_cache_secs: self.credential_cache_secs,
+        }
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let core = BrokerSettings::default();
+        Self {
+            cache_ttl_secs: core.cache_ttl_secs,
+            credential_cache_secs: core.credential_cache_secs,
+            hook_allowed_addresses: gatehouse_server::dialect::broker::DEFAULT_ALLOWED_ADDRESSES
+                .iter()
+                .map(|address| (*address).to_owned())
+                .collect(),
+            hook_secret: None,
+        }
+    }
+}
+
+/// Redacts the secret, so that printing the settings can never leak it.
+impl fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerConfig")
+            .field("cache_ttl_secs", &self.cache_ttl_secs)
+            .field("credential_cache_secs", &self.credential_cache_secs)
+            .field("hook_allowed_addresses", &self.hook_allowed_addresses)
+            .field(
+                "hook_secret",
+                &self.hook_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
     }
 }
 
@@ -128,6 +193,10 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Logging.
     pub log: LogSettings,
+    /// Outgoing mail (SMTP); off unless `mail.host` is set. Its `Debug` hides the password.
+    pub mail: MailSettings,
+    /// MQTT broker hooks. Its `Debug` hides the secret.
+    pub broker: BrokerConfig,
 }
 
 impl Default for Settings {
@@ -142,6 +211,8 @@ impl Default for Settings {
             http: HttpSettings::default(),
             database: DatabaseSettings::default(),
             log: LogSettings::default(),
+            mail: MailSettings::default(),
+            broker: BrokerConfig::default(),
         }
     }
 }
@@ -161,7 +232,7 @@ pub struct Overrides {
 }
 
 /// Top-level settings, as named after `GATEHOUSE_` (lower case, before any `__`).
-const SETTING_NAMES: [&str; 9] = [
+const SETTING_NAMES: [&str; 11] = [
     "listen",
     "data_dir",
     "database_url",
@@ -171,10 +242,27 @@ const SETTING_NAMES: [&str; 9] = [
     "http",
     "database",
     "log",
+    "mail",
+    "broker",
 ];
 
-/// `GATEHOUSE_*` variables that are not settings but are read elsewhere.
-const OTHER_VARIABLES: [&str; 2] = ["config", "test_database_url"];
+/// Settings taken verbatim from their environment variable (after the `__` split), so that a
+/// secret such as `12345678` or `true` is not parsed as a number or a boolean.
+const VERBATIM_SETTINGS: [&str; 4] = [
+    "admin_password",
+    "mail.username",
+    "mail.password",
+    "broker.hook_secret",
+];
+
+/// The environment variable of a setting key: `mail.password` → `GATEHOUSE_MAIL__PASSWORD`.
+fn environment_variable(key: &str) -> String {
+    format!("GATEHOUSE_{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
+/// `GATEHOUSE_*` variables that are not settings but are read elsewhere (by the CLI, the tests
+/// and the scripts).
+const OTHER_VARIABLES: [&str; 4] = ["config", "test_database_url", "test_python", "venv"];
 
 fn is_setting(key: &str) -> bool {
     // Nested keys arrive as `auth__x` from the environment or `auth.x` once split.
@@ -203,14 +291,24 @@ impl Settings {
         for name in unknown_environment_variables() {
             eprintln!("gatehouse: warning: ignoring unknown environment variable {name}");
         }
-        figment = figment.merge(
-            Env::prefixed("GATEHOUSE_")
-                .split("__")
-                .filter(|key| is_setting(key.as_str()) && key.as_str() != "admin_password"),
-        );
+        figment = figment.merge(Env::prefixed("GATEHOUSE_").split("__").filter(|key| {
+            is_setting(key.as_str())
+                && !VERBATIM_SETTINGS
+                    .iter()
+                    .any(|verbatim| key.as_str().eq_ignore_ascii_case(verbatim))
+        }));
         // Taken verbatim: a password such as `12345678` must not be read as a number.
-        if let Ok(password) = std::env::var("GATEHOUSE_ADMIN_PASSWORD") {
-            figment = figment.merge(Serialized::default("admin_password", password));
+        // Names compared as the `Env` provider does: without regard to case.
+        for (name, value) in std::env::vars_os() {
+            let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+                continue;
+            };
+            if let Some(key) = VERBATIM_SETTINGS
+                .iter()
+                .find(|key| environment_variable(key).eq_ignore_ascii_case(name))
+            {
+                figment = figment.merge(Serialized::default(key, value.to_owned()));
+            }
         }
         figment
             .merge(Serialized::defaults(overrides))

@@ -2,5 +2,6 @@
 //! start exactly what `gatehouse serve` starts.
 
 pub mod config;
+pub mod mail;
 pub mod startup;
 pub mod telemetry;

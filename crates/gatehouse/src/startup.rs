@@ -10,8 +10,10 @@ use base64::Engine as _;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::hashing::PasswordHasher;
 use gatehouse_core::password::PlainPassword;
+use gatehouse_core::service::CoreSettings;
 use gatehouse_core::tokens::TokenKeys;
 use gatehouse_core::Gatehouse;
+use gatehouse_server::dialect::broker::HookAccess;
 use gatehouse_server::{AppState, HttpLimits};
 use gatehouse_store::SqlStore;
 use tokio::net::TcpListener;
@@ -38,6 +40,12 @@ pub enum StartupError {
     /// A core operation failed during start-up.
     #[error("{0}")]
     Core(#[from] gatehouse_core::CoreError),
+    /// The `[mail]` or `http.public_url` settings are unusable.
+    #[error("invalid mail settings: {0}")]
+    Mail(String),
+    /// The `[broker]` settings are unusable.
+    #[error("invalid broker settings: {0}")]
+    Broker(String),
     /// The listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -69,6 +77,22 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         settings.auth.validate()?;
+        let mailer = crate::mail::mailer(&settings.mail).map_err(StartupError::Mail)?;
+        let broker_access = HookAccess::new(
+            &settings.broker.hook_allowed_addresses,
+            settings.broker.hook_secret.as_deref(),
+        )
+        .map_err(StartupError::Broker)?;
+        // Bound first so that links in mails can name the real port when none is configured.
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    address: settings.listen,
+                    source,
+                })?;
+        let bound = listener.local_addr().unwrap_or(settings.listen);
+        let public_url = public_url(settings, bound)?;
         let url = settings.database_url();
         if url.starts_with("sqlite:") {
             std::fs::create_dir_all(&settings.data_dir).map_err(|source| {
@@ -82,7 +106,17 @@ impl Application {
         let hashing = settings.hashing;
         let hasher = PasswordHasher::new(hashing.argon2, hashing.workers, hashing.queue_limit)?;
         let keys = signing_keys(&store).await?;
-        let core = Gatehouse::new(Arc::new(store.clone()), hasher, keys, clock, settings.auth);
+        let core = Gatehouse::new(
+            Arc::new(store.clone()),
+            hasher,
+            keys,
+            clock,
+            CoreSettings {
+                broker: settings.broker.core(),
+                ..settings.auth.clone()
+            },
+        )
+        .with_mail(mailer, &public_url);
         let admin_password = settings
             .admin_password
             .as_deref()
@@ -99,15 +133,9 @@ impl Application {
         let state = AppState {
             core,
             trust_forwarded_for: settings.http.trust_forwarded_for,
+            broker_access,
         };
         let router = gatehouse_server::app(state, limits);
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    address: settings.listen,
-                    source,
-                })?;
         Ok(Self {
             listener,
             router,
@@ -136,6 +164,17 @@ impl Application {
             .await;
         self.store.close().await;
         result
+    }
+}
+
+/// The base of links in mails: `http.public_url`, else the listen address.
+fn public_url(settings: &Settings, bound: SocketAddr) -> Result<String, StartupError> {
+    match &settings.http.public_url {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => Ok(url.clone()),
+        Some(url) => Err(StartupError::Mail(format!(
+            "http.public_url must start with http:// or https://, not {url:?}"
+        ))),
+        None => Ok(format!("http://{bound}")),
     }
 }
 

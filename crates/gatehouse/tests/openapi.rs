@@ -11,37 +11,70 @@ use common::{Engine, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// Every operation the server must document: C1–C28 (numbered as in the endpoint list), the
-/// health endpoints and the metrics. Adding or removing a route without updating this list fails.
+/// Every operation the server must document: C1–C28 and T1–T11, T22–T26 (numbered as in the
+/// endpoint list) with the ThingsBoard companions, the broker hooks, the health endpoints and
+/// the metrics. Adding or removing a route without updating this list fails.
 const EXPECTED: &[(&str, &str)] = &[
-    ("POST", "/api/users"),                            // C1
-    ("GET", "/api/listUsers"),                         // C2
-    ("POST", "/api/users/batch"),                      // C3
-    ("PUT", "/api/users/change-password"),             // C4
-    ("GET", "/api/users/{id}"),                        // C5
-    ("PUT", "/api/users/{id}"),                        // C6
-    ("DELETE", "/api/users/{id}"),                     // C7
-    ("GET", "/api/users/{id}/tokens"),                 // C8
-    ("DELETE", "/api/users/{id}/tokens"),              // C9
-    ("POST", "/api/users/{id}/certificates"),          // C10
-    ("DELETE", "/api/users/{id}/certificates"),        // C11
-    ("POST", "/api/users/{id}/roles"),                 // C12
-    ("DELETE", "/api/users/{id}/roles"),               // C13
-    ("POST", "/api/roles"),                            // C14
-    ("GET", "/api/roles"),                             // C15
-    ("GET", "/api/roles/page"),                        // C16
-    ("GET", "/api/roles/{id}"),                        // C17
-    ("PUT", "/api/roles/{id}"),                        // C18
-    ("DELETE", "/api/roles/{id}"),                     // C19
-    ("GET", "/api/roles/{id}/permissions"),            // C20
-    ("POST", "/api/roles/{id}/permissions"),           // C21
-    ("GET", "/api/roles/{id}/permissions/{pemId}"),    // C22
-    ("PUT", "/api/roles/{id}/permissions/{pemId}"),    // C23
-    ("DELETE", "/api/roles/{id}/permissions/{pemId}"), // C24
-    ("POST", "/api/login"),                            // C25
-    ("GET", "/api/session"),                           // C26
-    ("GET", "/api/permissions/page"),                  // C27
-    ("GET", "/api/permissions/ids"),                   // C28
+    ("POST", "/api/users"),                             // C1
+    ("GET", "/api/listUsers"),                          // C2
+    ("POST", "/api/users/batch"),                       // C3
+    ("PUT", "/api/users/change-password"),              // C4
+    ("GET", "/api/users/{id}"),                         // C5
+    ("PUT", "/api/users/{id}"),                         // C6
+    ("DELETE", "/api/users/{id}"),                      // C7
+    ("GET", "/api/users/{id}/tokens"),                  // C8
+    ("DELETE", "/api/users/{id}/tokens"),               // C9
+    ("POST", "/api/users/{id}/certificates"),           // C10
+    ("DELETE", "/api/users/{id}/certificates"),         // C11
+    ("POST", "/api/users/{id}/roles"),                  // C12
+    ("DELETE", "/api/users/{id}/roles"),                // C13
+    ("POST", "/api/roles"),                             // C14
+    ("GET", "/api/roles"),                              // C15
+    ("GET", "/api/roles/page"),                         // C16
+    ("GET", "/api/roles/{id}"),                         // C17
+    ("PUT", "/api/roles/{id}"),                         // C18
+    ("DELETE", "/api/roles/{id}"),                      // C19
+    ("GET", "/api/roles/{id}/permissions"),             // C20
+    ("POST", "/api/roles/{id}/permissions"),            // C21
+    ("GET", "/api/roles/{id}/permissions/{pemId}"),     // C22
+    ("PUT", "/api/roles/{id}/permissions/{pemId}"),     // C23
+    ("DELETE", "/api/roles/{id}/permissions/{pemId}"),  // C24
+    ("POST", "/api/login"),                             // C25
+    ("GET", "/api/session"),                            // C26
+    ("GET", "/api/permissions/page"),                   // C27
+    ("GET", "/api/permissions/ids"),                    // C28
+    ("POST", "/api/auth/login"),                        // T1
+    ("POST", "/api/auth/token"),                        // T2
+    ("POST", "/api/auth/logout"),                       // T3
+    ("GET", "/api/auth/user"),                          // T4
+    ("POST", "/api/auth/changePassword"),               // T5
+    ("GET", "/api/noauth/userPasswordPolicy"),          // T6
+    ("GET", "/api/noauth/activate"),                    // T7
+    ("POST", "/api/noauth/activate"),                   // T8
+    ("GET", "/api/noauth/resetPassword"),               // T9
+    ("POST", "/api/noauth/resetPassword"),              // T10
+    ("POST", "/api/noauth/resetPasswordByEmail"),       // T11
+    ("POST", "/api/apiKey"),                            // T22
+    ("DELETE", "/api/apiKey/{id}"),                     // T23
+    ("PUT", "/api/apiKey/{id}/enabled/{enabledValue}"), // T24
+    ("PUT", "/api/apiKey/{id}/description"),            // T25
+    ("GET", "/api/apiKeys/{userId}"),                   // T26
+    ("GET", "/api/admin/securitySettings"),
+    ("POST", "/api/admin/securitySettings"),
+    ("POST", "/api/user"),
+    ("GET", "/api/user/{userId}"),
+    ("DELETE", "/api/user/{userId}"),
+    ("GET", "/api/user/{userId}/activationLink"),
+    ("POST", "/api/user/{userId}/userCredentialsEnabled"),
+    ("POST", "/api/broker/http/user"),
+    ("GET", "/api/broker/http/user"),
+    ("PUT", "/api/broker/http/user"),
+    ("POST", "/api/broker/http/superuser"),
+    ("GET", "/api/broker/http/superuser"),
+    ("PUT", "/api/broker/http/superuser"),
+    ("POST", "/api/broker/http/acl"),
+    ("GET", "/api/broker/http/acl"),
+    ("PUT", "/api/broker/http/acl"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -50,6 +83,14 @@ const EXPECTED: &[(&str, &str)] = &[
 /// Operations that need no token.
 const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/login"),
+    ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/token"),
+    ("GET", "/api/noauth/userPasswordPolicy"),
+    ("GET", "/api/noauth/activate"),
+    ("POST", "/api/noauth/activate"),
+    ("GET", "/api/noauth/resetPassword"),
+    ("POST", "/api/noauth/resetPassword"),
+    ("POST", "/api/noauth/resetPasswordByEmail"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -114,6 +155,93 @@ async fn document_is_openapi_3_1_and_lists_exactly_the_served_operations() {
     );
 }
 
+/// The ThingsBoard dialect's operations: `X-Authorization` unless public, and every error
+/// answer with a body in ThingsBoard's error shape.
+fn check_thingsboard_operation(name: &str, operation: &Value, public: bool) {
+    if public {
+        assert!(
+            operation.get("security").is_none(),
+            "{name}: needs no token"
+        );
+    } else {
+        assert_eq!(
+            operation["security"],
+            json!([{"xAuthorization": []}, {"bearer": []}]),
+            "{name}: X-Authorization, or Authorization: Bearer"
+        );
+        assert!(operation["responses"]["401"].is_object(), "{name}: 401");
+    }
+    for (status, response) in operation["responses"].as_object().expect("responses") {
+        if (status.starts_with('4') || status.starts_with('5')) && response.get("content").is_some()
+        {
+            assert_eq!(
+                response["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ThingsboardErrorResponse",
+                "{name} {status}"
+            );
+        }
+    }
+}
+
+/// The broker hooks: no token scheme (brokers are let in by address or shared secret, which
+/// the description names), 200 and 403 in JSON and text, and every error answer in the hooks'
+/// `{"ok":false,"error":…}` shape.
+fn check_broker_operation(name: &str, operation: &Value) {
+    assert!(
+        operation.get("security").is_none(),
+        "{name}: no token scheme opens the hooks"
+    );
+    let description = operation["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains("X-Gatehouse-Broker-Secret")
+            && description.contains("hook_allowed_addresses"),
+        "{name}: the description says who may call it"
+    );
+    let responses = operation["responses"].as_object().expect("responses");
+    for status in ["200", "403"] {
+        let content = &responses[status]["content"];
+        assert_eq!(
+            content["application/json"]["schema"]["$ref"], "#/components/schemas/BrokerHookAnswer",
+            "{name} {status}"
+        );
+        assert!(
+            content["text/plain"].is_object(),
+            "{name} {status}: text mode"
+        );
+    }
+    for (status, response) in responses {
+        if status.starts_with('4') || status.starts_with('5') {
+            assert_eq!(
+                response["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/BrokerHookAnswer",
+                "{name} {status}"
+            );
+        }
+    }
+    let parameters = operation["parameters"].as_array().expect("parameters");
+    assert!(
+        parameters
+            .iter()
+            .any(|parameter| parameter["name"] == "response" && parameter["in"] == "query"),
+        "{name}: ?response"
+    );
+    if operation.get("requestBody").is_some() {
+        let content = &operation["requestBody"]["content"];
+        assert!(content["application/json"].is_object(), "{name}: JSON body");
+        assert!(
+            content["application/x-www-form-urlencoded"].is_object(),
+            "{name}: form body"
+        );
+    } else {
+        assert!(
+            parameters
+                .iter()
+                .any(|parameter| parameter["name"] == "username" && parameter["in"] == "query"),
+            "{name}: query parameters"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_is_described_completely() {
     let app = TestApp::spawn(Engine::Sqlite).await;
@@ -140,6 +268,19 @@ async fn every_operation_is_described_completely() {
         );
         assert!(operation["summary"].is_string(), "{name}: summary");
         let tags = operation["tags"].as_array().expect("tags");
+        if tags == &vec![json!("thingsboard")] {
+            check_thingsboard_operation(
+                &name,
+                &operation,
+                PUBLIC.iter().any(|(m, p)| *m == method && *p == path),
+            );
+            continue;
+        }
+        if tags == &vec![json!("broker")] {
+            assert!(path.starts_with("/api/broker/"), "{name}: broker path");
+            check_broker_operation(&name, &operation);
+            continue;
+        }
         assert!(
             tags.len() == 1
                 && ["connectware", "health", "metrics"].contains(&tags[0].as_str().unwrap()),
@@ -252,7 +393,11 @@ async fn every_documented_operation_is_routed() {
     let document = document(&app).await;
     let dummy = uuid::Uuid::new_v4().to_string();
     for (method, path, operation) in operations(&document) {
-        let concrete = path.replace("{id}", &dummy).replace("{pemId}", &dummy);
+        let concrete = path
+            .replace("{id}", &dummy)
+            .replace("{pemId}", &dummy)
+            .replace("{userId}", &dummy)
+            .replace("{enabledValue}", "true");
         let body = operation.get("requestBody").map(|_| json!({}));
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let (status, answer) = app
@@ -264,7 +409,9 @@ async fn every_documented_operation_is_routed() {
             "{method} {path} is documented but not routed: {answer}"
         );
         assert!(
-            !(status == StatusCode::NOT_FOUND && answer["message"] == "no such endpoint"),
+            !(status == StatusCode::NOT_FOUND
+                && (answer["message"] == "no such endpoint"
+                    || answer["message"] == "Requested item wasn't found!")),
             "{method} {path} is documented but not routed: {answer}"
         );
         let documented = &operation["responses"][status.as_str()];

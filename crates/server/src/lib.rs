@@ -22,6 +22,9 @@ pub struct AppState {
     pub core: Gatehouse,
     /// Take the client address from `X-Forwarded-For` (behind a trusted reverse proxy).
     pub trust_forwarded_for: bool,
+    /// Who may call the MQTT broker hooks (`/api/broker/*`): allowed networks and the shared
+    /// secret.
+    pub broker_access: dialect::broker::HookAccess,
 }
 
 /// HTTP limits, from the configuration file.
@@ -53,8 +56,29 @@ pub fn app(state: AppState, limits: HttpLimits) -> Router {
     let routes = routes
         .merge(openapi::docs_router(document))
         .route_layer(axum::middleware::from_fn(metrics::track))
-        .fallback(dialect::connectware::not_found)
-        .method_not_allowed_fallback(dialect::connectware::method_not_allowed)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     middleware::wrap(routes, limits)
+}
+
+/// Answer for a path no route serves, in the shape of the dialect that owns the path.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    if dialect::thingsboard::owns_path(uri.path()) {
+        dialect::thingsboard::not_found()
+    } else {
+        dialect::connectware::not_found().await
+    }
+}
+
+/// Answer for a method a path does not support, in the shape of the dialect that owns it.
+async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    if dialect::thingsboard::owns_path(uri.path()) {
+        dialect::thingsboard::method_not_allowed(uri.path(), method.as_str())
+    } else {
+        dialect::connectware::method_not_allowed().await
+    }
 }

@@ -6,7 +6,7 @@
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderName, HeaderValue, Method, Request};
+use axum::http::{header, HeaderName, HeaderValue, Method, Request, Uri};
 use axum::Router;
 use tower::timeout::TimeoutLayer;
 use tower::BoxError;
@@ -51,11 +51,16 @@ pub fn wrap(routes: Router, limits: HttpLimits) -> Router {
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(trace)
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(axum::middleware::from_fn(panic_in_dialect_shape))
             .layer(CatchPanicLayer::custom(
                 crate::dialect::connectware::panic_response,
             ))
-            .layer(HandleErrorLayer::new(|_: BoxError| async {
-                crate::dialect::connectware::timeout_response()
+            .layer(HandleErrorLayer::new(|uri: Uri, _: BoxError| async move {
+                if crate::dialect::thingsboard::owns_path(uri.path()) {
+                    crate::dialect::thingsboard::timeout_response()
+                } else {
+                    crate::dialect::connectware::timeout_response()
+                }
             }))
             .layer(TimeoutLayer::new(limits.request_timeout))
             .layer(DefaultBodyLimit::max(limits.body_limit_bytes)),
@@ -65,6 +70,24 @@ pub fn wrap(routes: Router, limits: HttpLimits) -> Router {
         Some(cors) => routes.layer(cors),
         None => routes,
     }
+}
+
+/// Marks the answer to a request whose handler panicked.
+#[derive(Debug, Clone, Copy)]
+pub struct Panicked;
+
+/// Renders the 500 of a panicked handler in the shape of the dialect that owns the path (the
+/// panic guard itself cannot see the request).
+async fn panic_in_dialect_shape(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let thingsboard = crate::dialect::thingsboard::owns_path(request.uri().path());
+    let response = next.run(request).await;
+    if thingsboard && response.extensions().get::<Panicked>().is_some() {
+        return crate::dialect::thingsboard::internal_error_response();
+    }
+    response
 }
 
 /// Headers that make browsers treat API answers as data only: no sniffing, no framing, no

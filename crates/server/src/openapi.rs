@@ -37,6 +37,9 @@ pub const BEARER: &str = "bearer";
 /// Security scheme: `?apiToken=<token>`.
 pub const API_TOKEN: &str = "apiToken";
 
+/// Security scheme: ThingsBoard's `X-Authorization: Bearer <JWT>` or `X-Authorization: ApiKey tb_…`.
+pub const X_AUTHORIZATION: &str = "xAuthorization";
+
 /// The document's frame: title, version, tags and security schemes.
 #[derive(OpenApi)]
 #[openapi(
@@ -80,8 +83,15 @@ impl Modify for SecuritySchemes {
                  are sent.",
             ))),
         );
-        // Later dialects add their schemes here: ThingsBoard's `X-Authorization: Bearer <JWT>`
-        // (an API key in the header `X-Authorization`) and its API keys (`ApiKey`).
+        components.add_security_scheme(
+            X_AUTHORIZATION,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Authorization",
+                "ThingsBoard dialect: `Bearer <token>` with a token from `POST /api/auth/login` \
+                 (or from `POST /api/login`), or `ApiKey tb_…`. `Authorization` is read when \
+                 `X-Authorization` is absent.",
+            ))),
+        );
     }
 }
 
@@ -91,6 +101,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(crate::health::router())
         .merge(crate::metrics::router())
         .merge(crate::dialect::connectware::router())
+        .merge(crate::dialect::thingsboard::router())
+        .merge(crate::dialect::broker::router())
 }
 
 /// The OpenAPI document of every route.

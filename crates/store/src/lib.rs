@@ -15,17 +15,21 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gatehouse_core::error::{CoreError, CoreResult};
 use gatehouse_core::model::{
-    BoundCertificate, PermissionUsage, Role, Session, User, UserCredentials,
+    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, TokenPurpose, User,
+    UserCredentials,
 };
 use gatehouse_core::permission::Permission;
-use gatehouse_core::store::{NewUser, RoleQuery, Store, UserQuery, UserUpdate};
+use gatehouse_core::store::{
+    ApiKeyQuery, ApiKeySort, NewUser, PasswordChange, RoleQuery, Store, UserQuery, UserUpdate,
+};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 use uuid::Uuid;
 
 use rows::{
-    flag, parse_uuid, permission_from_row, role_from_row, session_from_row, user_from_row,
-    ROLE_COLUMNS, USER_COLUMNS,
+    api_key_from_row, count_u32, credentials_from_row, flag, parse_uuid, permission_from_row,
+    role_from_row, session_from_row, token_from_row, user_from_row, API_KEY_COLUMNS,
+    CREDENTIAL_COLUMNS, ROLE_COLUMNS, SESSION_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS,
 };
 
 /// Which database engine a URL names.
@@ -148,6 +152,40 @@ fn map_error(error: sqlx::Error, conflict: &str, missing: &'static str) -> CoreE
     db_error(error)
 }
 
+/// Whether `error` is a unique violation of a constraint or index on `column` (PostgreSQL names
+/// the constraint, SQLite names the column in the message).
+fn violates_unique(error: &sqlx::Error, column: &str) -> bool {
+    match error {
+        sqlx::Error::Database(database) if database.is_unique_violation() => {
+            database
+                .constraint()
+                .is_some_and(|constraint| constraint.contains(column))
+                || database.message().contains(&format!(".{column}"))
+        }
+        _ => false,
+    }
+}
+
+/// The conflict message of a duplicate email.
+fn email_conflict(email: Option<&str>) -> String {
+    format!(
+        "a user with email '{}' already exists",
+        email.unwrap_or_default()
+    )
+}
+
+/// Maps an error of a statement that writes a user's username and/or email.
+fn map_user_error(error: sqlx::Error, user: &User) -> CoreError {
+    if violates_unique(&error, "email") {
+        return CoreError::conflict(email_conflict(user.profile.email.as_deref()));
+    }
+    map_error(
+        error,
+        &format!("a user named '{}' already exists", user.username),
+        "user",
+    )
+}
+
 fn db_error(error: sqlx::Error) -> CoreError {
     match error {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
@@ -188,12 +226,44 @@ fn clamp(value: u64) -> i64 {
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// A query over the `Any` driver with its bound arguments.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+impl SqlStore {
+    /// Runs a listing: `count` (one row with a `total` column) and `page`, which takes LIMIT
+    /// and OFFSET as its last two parameters; both carry the same filters.
+    async fn page_rows(
+        &self,
+        count: AnyQuery<'_>,
+        page: AnyQuery<'_>,
+        limit: u64,
+        offset: u64,
+    ) -> CoreResult<(Vec<AnyRow>, u64)> {
+        let total: i64 = count
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?
+            .try_get("total")
+            .map_err(db_error)?;
+        let rows = page
+            .bind(clamp(limit))
+            .bind(clamp(offset))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok((rows, u64::try_from(total).unwrap_or(0)))
+    }
+}
+
 async fn insert_user_row(tx: &mut Tx, user: &User, password_hash: Option<&str>) -> CoreResult<()> {
     let grant_types = serde_json::to_string(&user.grant_types).map_err(CoreError::internal)?;
+    let password_changed_at = password_hash.map(|_| user.created_at);
     sqlx::query(
         "INSERT INTO users (id, username, password_hash, identity_provider, grant_types, \
-         auto_generated, mqtt_publish_prefix, enforce_mfa_enrollment, mfa_enrolled, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+         auto_generated, mqtt_publish_prefix, enforce_mfa_enrollment, mfa_enrolled, created_at, updated_at, \
+         email, first_name, last_name, phone, additional_info, authority, tenant_id, customer_id, \
+         credentials_enabled, password_changed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
     )
     .bind(user.id.to_string())
     .bind(&user.username)
@@ -205,10 +275,49 @@ async fn insert_user_row(tx: &mut Tx, user: &User, password_hash: Option<&str>) 
     .bind(flag(user.enforce_mfa_enrollment))
     .bind(flag(user.mfa_enrolled))
     .bind(user.created_at)
+    .bind(user.profile.email.as_deref())
+    .bind(user.profile.first_name.as_deref())
+    .bind(user.profile.last_name.as_deref())
+    .bind(user.profile.phone.as_deref())
+    .bind(user.profile.additional_info.as_deref())
+    .bind(user.tenancy.authority.as_str())
+    .bind(user.tenancy.tenant_id.to_string())
+    .bind(user.tenancy.customer_id.to_string())
+    .bind(flag(user.credentials_enabled))
+    .bind(password_changed_at)
     .execute(&mut **tx)
     .await
-    .map_err(|error| map_error(error, &format!("a user named '{}' already exists", user.username), "user"))?;
+    .map_err(|error| map_user_error(error, user))?;
     Ok(())
+}
+
+/// Appends a hash to the user's password history.
+async fn insert_history(tx: &mut Tx, user_id: &str, hash: &str, changed_at: i64) -> CoreResult<()> {
+    sqlx::query(
+        "INSERT INTO password_history (user_id, password_hash, changed_at) VALUES ($1, $2, $3)",
+    )
+    .bind(user_id)
+    .bind(hash)
+    .bind(changed_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(|error| map_error(error, "password history entry exists", "user"))?;
+    Ok(())
+}
+
+/// A `LIKE … ESCAPE '\'` pattern matching descriptions that contain `text`, ignoring ASCII
+/// case (the column side is `LOWER(…)`).
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for character in text.to_ascii_lowercase().chars() {
+        if matches!(character, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(character);
+    }
+    pattern.push('%');
+    pattern
 }
 
 async fn insert_role_row(tx: &mut Tx, role: &Role) -> CoreResult<()> {
@@ -288,8 +397,34 @@ async fn insert_user_roles(tx: &mut Tx, user_id: Uuid, role_ids: &[Uuid]) -> Cor
 }
 
 impl SqlStore {
-    /// Runs `template` with `{IDS}` replaced by placeholders for `ids` (and `{USERS}` /
-    /// `{ROLES}` by the column lists), binding the ids as text. No ids, no query.
+    /// The API key matching `filter` (a condition on `$1`), if any.
+    async fn api_key_where(&self, filter: &str, value: &str) -> CoreResult<Option<ApiKey>> {
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE {filter}");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(api_key_from_row).transpose()
+    }
+
+    /// The credentials of the user matching `filter` (a condition on `$1`), if any.
+    async fn credentials_where(
+        &self,
+        filter: &str,
+        value: &str,
+    ) -> CoreResult<Option<UserCredentials>> {
+        let sql = format!("SELECT {USER_COLUMNS}, {CREDENTIAL_COLUMNS} FROM users WHERE {filter}");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(credentials_from_row).transpose()
+    }
+
+    /// Runs `template` with `{IDS}` replaced by placeholders for `ids` (and `{USERS}`,
+    /// `{ROLES}` / `{SESSIONS}` by the column lists), binding the ids as text. No ids, no query.
     async fn fetch_in(&self, template: &str, ids: &[Uuid]) -> CoreResult<Vec<AnyRow>> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -297,7 +432,8 @@ impl SqlStore {
         let sql = template
             .replace("{IDS}", &placeholders(1, ids.len()))
             .replace("{USERS}", USER_COLUMNS)
-            .replace("{ROLES}", ROLE_COLUMNS);
+            .replace("{ROLES}", ROLE_COLUMNS)
+            .replace("{SESSIONS}", SESSION_COLUMNS);
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for id in ids {
             query = query.bind(id.to_string());
@@ -366,23 +502,15 @@ impl Store for SqlStore {
     }
 
     async fn credentials_by_username(&self, username: &str) -> CoreResult<Option<UserCredentials>> {
-        let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(rows::credentials_from_row).transpose()
+        self.credentials_where("username = $1", username).await
+    }
+
+    async fn credentials_by_email(&self, email: &str) -> CoreResult<Option<UserCredentials>> {
+        self.credentials_where("email = $1", email).await
     }
 
     async fn credentials(&self, id: Uuid) -> CoreResult<Option<UserCredentials>> {
-        let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(rows::credentials_from_row).transpose()
+        self.credentials_where("id = $1", &id.to_string()).await
     }
 
     async fn users(&self, query: &UserQuery) -> CoreResult<(Vec<User>, u64)> {
@@ -411,36 +539,27 @@ impl Store for SqlStore {
             count = count.bind(name.clone());
             page = page.bind(name.clone());
         }
-        let total: i64 = count
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?
-            .try_get("total")
-            .map_err(db_error)?;
-        let rows = page
-            .bind(clamp(query.limit))
-            .bind(clamp(query.offset))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let (rows, total) = self
+            .page_rows(count, page, query.limit, query.offset)
+            .await?;
         let users = rows
             .iter()
             .map(user_from_row)
             .collect::<CoreResult<Vec<_>>>()?;
-        Ok((users, u64::try_from(total).unwrap_or(0)))
+        Ok((users, total))
     }
 
     async fn update_user(&self, id: Uuid, update: UserUpdate) -> CoreResult<()> {
         let mut tx = self.begin_write().await?;
         let id_text = id.to_string();
-        let exists = sqlx::query("SELECT username FROM users WHERE id = $1")
+        let updated_at: i64 = sqlx::query("SELECT updated_at FROM users WHERE id = $1")
             .bind(&id_text)
             .fetch_optional(&mut *tx)
             .await
+            .map_err(db_error)?
+            .ok_or_else(|| CoreError::not_found("user"))?
+            .try_get("updated_at")
             .map_err(db_error)?;
-        if exists.is_none() {
-            return Err(CoreError::not_found("user"));
-        }
         if let Some(user) = &update.user {
             let grant_types =
                 serde_json::to_string(&user.grant_types).map_err(CoreError::internal)?;
@@ -469,12 +588,19 @@ impl Store for SqlStore {
                 .map_err(db_error)?;
         }
         if let Some(hash) = &update.password_hash {
-            sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-                .bind(&id_text)
-                .bind(hash)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            // Without a time the expiry period starts at the last recorded update: never later
+            // than the truth, so a password cannot escape expiry.
+            let changed_at = update.password_changed_at.unwrap_or(updated_at);
+            sqlx::query(
+                "UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1",
+            )
+            .bind(&id_text)
+            .bind(hash)
+            .bind(changed_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            insert_history(&mut tx, &id_text, hash, changed_at).await?;
         }
         if let Some(role_ids) = &update.role_ids {
             sqlx::query(
@@ -521,6 +647,347 @@ impl Store for SqlStore {
             .await
             .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn update_profile(&self, user: &User) -> CoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE users SET email = $2, first_name = $3, last_name = $4, phone = $5, \
+             additional_info = $6, authority = $7, tenant_id = $8, customer_id = $9 WHERE id = $1",
+        )
+        .bind(user.id.to_string())
+        .bind(user.profile.email.as_deref())
+        .bind(user.profile.first_name.as_deref())
+        .bind(user.profile.last_name.as_deref())
+        .bind(user.profile.phone.as_deref())
+        .bind(user.profile.additional_info.as_deref())
+        .bind(user.tenancy.authority.as_str())
+        .bind(user.tenancy.tenant_id.to_string())
+        .bind(user.tenancy.customer_id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(|error| map_user_error(error, user))?;
+        if result.rows_affected() == 0 {
+            return Err(CoreError::not_found("user"));
+        }
+        Ok(())
+    }
+
+    async fn reserve_login_attempt(
+        &self,
+        user_id: Uuid,
+        limit: Option<u32>,
+    ) -> CoreResult<Option<u32>> {
+        // One statement: the row lock (PostgreSQL) or the write lock (SQLite) makes the check
+        // and the increment atomic, so parallel attempts never exceed the limit.
+        let row = sqlx::query(
+            "UPDATE users SET failed_login_attempts = failed_login_attempts + 1 \
+             WHERE id = $1 AND credentials_enabled = 1 AND ($2 IS NULL OR failed_login_attempts < $2) \
+             RETURNING failed_login_attempts",
+        )
+        .bind(user_id.to_string())
+        .bind(limit.map(i64::from))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(|row| {
+            row.try_get::<i64, _>("failed_login_attempts")
+                .map(count_u32)
+                .map_err(db_error)
+        })
+        .transpose()
+    }
+
+    async fn reset_login_attempts(&self, user_id: Uuid) -> CoreResult<()> {
+        sqlx::query(
+            "UPDATE users SET failed_login_attempts = 0 WHERE id = $1 AND failed_login_attempts <> 0",
+        )
+        .bind(user_id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn lock_credentials(&self, user_id: Uuid) -> CoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let locked = sqlx::query(
+            "UPDATE users SET credentials_enabled = 0 WHERE id = $1 AND credentials_enabled = 1",
+        )
+        .bind(user_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected()
+            > 0;
+        tx.commit().await.map_err(db_error)?;
+        Ok(locked)
+    }
+
+    async fn set_credentials_enabled(&self, user_id: Uuid, enabled: bool) -> CoreResult<bool> {
+        let id_text = user_id.to_string();
+        let mut tx = self.begin_write().await?;
+        // Conditional on the current state: of several parallel calls exactly one changes it
+        // (PostgreSQL re-checks the condition after waiting for the row lock).
+        let changed = sqlx::query(
+            "UPDATE users SET credentials_enabled = $2, \
+             failed_login_attempts = CASE WHEN $2 = 1 THEN 0 ELSE failed_login_attempts END \
+             WHERE id = $1 AND credentials_enabled <> $2",
+        )
+        .bind(&id_text)
+        .bind(flag(enabled))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected()
+            > 0;
+        if changed {
+            if !enabled {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(&id_text)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+        } else {
+            // Enabling an enabled user still clears its failed attempts; either statement
+            // tells a missing user apart.
+            let exists = if enabled {
+                sqlx::query("UPDATE users SET failed_login_attempts = 0 WHERE id = $1")
+                    .bind(&id_text)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected()
+                    > 0
+            } else {
+                sqlx::query("SELECT 1 FROM users WHERE id = $1")
+                    .bind(&id_text)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?
+                    .is_some()
+            };
+            if !exists {
+                return Err(CoreError::not_found("user"));
+            }
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(changed)
+    }
+
+    async fn set_password(&self, change: PasswordChange) -> CoreResult<()> {
+        let id_text = change.user_id.to_string();
+        let mut tx = self.begin_write().await?;
+        if let Some((digest, purpose)) = &change.consume_token {
+            // Deleting the token is the check: of parallel uses only one deletes it.
+            let consumed = sqlx::query(
+                "DELETE FROM credential_tokens WHERE digest = $1 AND purpose = $2 AND user_id = $3",
+            )
+            .bind(digest)
+            .bind(purpose.as_str())
+            .bind(&id_text)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+            if consumed != 1 {
+                return Err(CoreError::not_found("token"));
+            }
+            sqlx::query("DELETE FROM credential_tokens WHERE user_id = $1 AND purpose = $2")
+                .bind(&id_text)
+                .bind(purpose.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        let sql = if change.enable_credentials {
+            "UPDATE users SET password_hash = $2, password_changed_at = $3, \
+             credentials_enabled = 1, failed_login_attempts = 0 WHERE id = $1"
+        } else {
+            "UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1"
+        };
+        let updated = sqlx::query(sql)
+            .bind(&id_text)
+            .bind(&change.password_hash)
+            .bind(change.changed_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        if updated == 0 {
+            return Err(CoreError::not_found("user"));
+        }
+        if change.history_keep == 0 {
+            sqlx::query("DELETE FROM password_history WHERE user_id = $1")
+                .bind(&id_text)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        } else {
+            insert_history(&mut tx, &id_text, &change.password_hash, change.changed_at).await?;
+            sqlx::query(
+                "DELETE FROM password_history WHERE user_id = $1 AND id NOT IN \
+                 (SELECT id FROM password_history WHERE user_id = $1 \
+                  ORDER BY changed_at DESC, id DESC LIMIT $2)",
+            )
+            .bind(&id_text)
+            .bind(i64::from(change.history_keep))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(&id_text)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn password_history(&self, user_id: Uuid, since_millis: i64) -> CoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT password_hash FROM password_history WHERE user_id = $1 AND changed_at >= $2 \
+             ORDER BY changed_at DESC, id DESC",
+        )
+        .bind(user_id.to_string())
+        .bind(since_millis)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| row.try_get("password_hash").map_err(db_error))
+            .collect()
+    }
+
+    async fn insert_credential_token(&self, token: CredentialToken) -> CoreResult<()> {
+        let user_id = token.user_id.to_string();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO credential_tokens (digest, user_id, purpose, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&token.digest)
+        .bind(&user_id)
+        .bind(token.purpose.as_str())
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|error| map_error(error, "the credential token exists already", "user"))?;
+        sqlx::query("DELETE FROM credential_tokens WHERE user_id = $1 AND expires_at < $2")
+            .bind(&user_id)
+            .bind(token.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn credential_token(
+        &self,
+        digest: &str,
+        purpose: TokenPurpose,
+    ) -> CoreResult<Option<CredentialToken>> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM credential_tokens WHERE digest = $1 AND purpose = $2"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(digest)
+            .bind(purpose.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn insert_api_key(&self, key: ApiKey) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, user_id, digest, description, enabled, expiration_time, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(key.id.to_string())
+        .bind(key.user_id.to_string())
+        .bind(&key.digest)
+        .bind(&key.description)
+        .bind(flag(key.enabled))
+        .bind(key.expiration_time)
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| map_error(error, "the API key exists already", "user"))?;
+        Ok(())
+    }
+
+    async fn api_key(&self, id: Uuid) -> CoreResult<Option<ApiKey>> {
+        self.api_key_where("id = $1", &id.to_string()).await
+    }
+
+    async fn api_key_by_digest(&self, digest: &str) -> CoreResult<Option<ApiKey>> {
+        self.api_key_where("digest = $1", digest).await
+    }
+
+    async fn api_keys(&self, query: &ApiKeyQuery) -> CoreResult<(Vec<ApiKey>, u64)> {
+        let pattern = query
+            .text_search
+            .as_deref()
+            .filter(|text| !text.is_empty())
+            .map(like_pattern);
+        let filter = if pattern.is_some() {
+            "user_id = $1 AND LOWER(description) LIKE $2 ESCAPE '\\'"
+        } else {
+            "user_id = $1"
+        };
+        let next = if pattern.is_some() { 3 } else { 2 };
+        // The ORDER BY text comes from this match only, never from input.
+        let column = match query.sort {
+            ApiKeySort::CreatedTime => "created_at",
+            ApiKeySort::ExpirationTime => "expiration_time",
+            ApiKeySort::Description => "description",
+            ApiKeySort::Enabled => "enabled",
+        };
+        let direction = if query.descending { "DESC" } else { "ASC" };
+        let count_sql = format!("SELECT COUNT(*) AS total FROM api_keys WHERE {filter}");
+        let page_sql = format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE {filter} \
+             ORDER BY {column} {direction}, id LIMIT ${next} OFFSET ${}",
+            next + 1
+        );
+        let user_id = query.user_id.to_string();
+        let mut count = sqlx::query(AssertSqlSafe(count_sql)).bind(user_id.clone());
+        let mut page = sqlx::query(AssertSqlSafe(page_sql)).bind(user_id);
+        if let Some(pattern) = pattern {
+            count = count.bind(pattern.clone());
+            page = page.bind(pattern);
+        }
+        let (rows, total) = self
+            .page_rows(count, page, query.limit, query.offset)
+            .await?;
+        let keys = rows
+            .iter()
+            .map(api_key_from_row)
+            .collect::<CoreResult<Vec<_>>>()?;
+        Ok((keys, total))
+    }
+
+    async fn update_api_key(&self, key: &ApiKey) -> CoreResult<bool> {
+        let result =
+            sqlx::query("UPDATE api_keys SET description = $2, enabled = $3 WHERE id = $1")
+                .bind(key.id.to_string())
+                .bind(&key.description)
+                .bind(flag(key.enabled))
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_api_key(&self, id: Uuid) -> CoreResult<bool> {
+        let result = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         Ok(result.rows_affected() > 0)
     }
 
@@ -689,22 +1156,10 @@ impl Store for SqlStore {
             count = count.bind(name.clone());
             page = page.bind(name.clone());
         }
-        let total: i64 = count
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?
-            .try_get("total")
-            .map_err(db_error)?;
-        let rows = page
-            .bind(clamp(query.limit))
-            .bind(clamp(query.offset))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok((
-            self.roles_with_permissions(&rows).await?,
-            u64::try_from(total).unwrap_or(0),
-        ))
+        let (rows, total) = self
+            .page_rows(count, page, query.limit, query.offset)
+            .await?;
+        Ok((self.roles_with_permissions(&rows).await?, total))
     }
 
     async fn update_role(&self, role: Role, replace_permissions: bool) -> CoreResult<()> {
@@ -829,10 +1284,12 @@ impl Store for SqlStore {
     async fn insert_session(&self, session: Session) -> CoreResult<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, fingerprint, label, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sessions (id, user_id, kind, fingerprint, label, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(session.id.to_string())
         .bind(session.user_id.to_string())
+        .bind(session.kind.as_str())
         .bind(&session.fingerprint)
         .bind(session.label.as_deref())
         .bind(session.created_at)
@@ -850,13 +1307,12 @@ impl Store for SqlStore {
     }
 
     async fn session(&self, id: Uuid) -> CoreResult<Option<Session>> {
-        let row = sqlx::query(
-            "SELECT id, user_id, fingerprint, label, created_at, expires_at FROM sessions WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
         row.as_ref().map(session_from_row).transpose()
     }
 
@@ -867,8 +1323,7 @@ impl Store for SqlStore {
     ) -> CoreResult<Vec<(Uuid, Vec<Session>)>> {
         let rows = self
             .fetch_in(
-                "SELECT id, user_id, fingerprint, label, created_at, expires_at FROM sessions \
-                 WHERE user_id IN ({IDS}) ORDER BY created_at DESC, id",
+                "SELECT {SESSIONS} FROM sessions WHERE user_id IN ({IDS}) ORDER BY created_at DESC, id",
                 user_ids,
             )
             .await?;
@@ -883,6 +1338,27 @@ impl Store for SqlStore {
             .map(|session| session.map(|session| (session.user_id, session)))
             .collect::<CoreResult<Vec<_>>>()?;
         Ok(group_by(user_ids, pairs))
+    }
+
+    async fn rotate_session(
+        &self,
+        session_id: Uuid,
+        old_fingerprint: &str,
+        new_fingerprint: &str,
+        new_expires_at: i64,
+    ) -> CoreResult<bool> {
+        // Compare-and-swap: of parallel refreshes with the same token only one matches.
+        let result = sqlx::query(
+            "UPDATE sessions SET fingerprint = $3, expires_at = $4 WHERE id = $1 AND fingerprint = $2",
+        )
+        .bind(session_id.to_string())
+        .bind(old_fingerprint)
+        .bind(new_fingerprint)
+        .bind(new_expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
     }
 
     async fn revoke_sessions(&self, user_id: Uuid, key: Option<&str>) -> CoreResult<u64> {
@@ -915,6 +1391,19 @@ impl Store for SqlStore {
             .map_err(db_error)?;
         row.map(|row| row.try_get("value").map_err(db_error))
             .transpose()
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> CoreResult<String> {

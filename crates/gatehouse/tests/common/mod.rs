@@ -7,6 +7,8 @@
 //! dropped afterwards.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -428,4 +430,284 @@ fn replaces_the_database_in_urls() {
         replace_database("postgres://root@h", "x"),
         "postgres://root@h/x"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ThingsBoard dialect helpers (used by the `thingsboard_*` test files).
+
+/// ThingsBoard's `NULL_UUID`: the tenant of system administrators, the customer of everyone
+/// who is not a customer user.
+pub const TB_NULL_UUID: &str = "13814000-1dd2-11b2-8080-808080808080";
+
+/// An answer as it came: status, headers and body text.
+#[derive(Debug)]
+pub struct RawAnswer {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body as text.
+    pub text: String,
+}
+
+impl RawAnswer {
+    /// The body as JSON (`Value::Null` when empty, a JSON string when not JSON).
+    pub fn json(&self) -> Value {
+        if self.text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&self.text).unwrap_or(Value::String(self.text.clone()))
+        }
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+impl TestApp {
+    /// Sends a request with exactly the given headers and raw body; nothing is added.
+    pub async fn tb_send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> RawAnswer {
+        let mut request = self.client.request(method, self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("response body");
+        RawAnswer {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    /// A ThingsBoard request: `X-Authorization: <auth>` (the whole value, e.g. `Bearer …` or
+    /// `ApiKey tb_…`) when given, and an optional JSON body.
+    pub async fn tb_request(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(auth) = auth {
+            headers.push(("x-authorization", auth));
+        }
+        let bytes = body.map(|body| {
+            headers.push(("content-type", "application/json"));
+            serde_json::to_vec(&body).expect("JSON body")
+        });
+        let answer = self.tb_send(method, path, &headers, bytes).await;
+        (answer.status, answer.json())
+    }
+
+    /// GET with `X-Authorization: Bearer <token>`.
+    pub async fn tb_get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.tb_request(Method::GET, path, Some(&format!("Bearer {token}")), None)
+            .await
+    }
+
+    /// POST JSON with `X-Authorization: Bearer <token>`.
+    pub async fn tb_post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.tb_request(
+            Method::POST,
+            path,
+            Some(&format!("Bearer {token}")),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Attempts `POST /api/auth/login`.
+    pub async fn tb_try_login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        self.tb_request(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
+    }
+
+    /// Logs in through `POST /api/auth/login`; returns (token, refreshToken). Panics unless 200.
+    pub async fn tb_login(&self, username: &str, password: &str) -> (String, String) {
+        let (status, body) = self.tb_try_login(username, password).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "TB login of {username} failed: {body}"
+        );
+        tb_pair(&body)
+    }
+
+    /// The caller's user (`GET /api/auth/user`); panics unless 200.
+    pub async fn tb_me(&self, token: &str) -> Value {
+        let (status, body) = self.tb_get("/api/auth/user", token).await;
+        assert_eq!(status, StatusCode::OK, "GET /api/auth/user: {body}");
+        body
+    }
+
+    /// Creates a user through `POST /api/user` as `token`; panics unless 200.
+    pub async fn tb_create_user(&self, token: &str, body: Value) -> Value {
+        let (status, answer) = self.tb_post("/api/user", token, body.clone()).await;
+        assert_eq!(status, StatusCode::OK, "POST /api/user {body}: {answer}");
+        answer
+    }
+
+    /// A fresh activation token of a user (from `GET /api/user/{id}/activationLink`).
+    pub async fn tb_activation_token(&self, token: &str, user_id: &str) -> String {
+        let answer = self
+            .tb_send(
+                Method::GET,
+                &format!("/api/user/{user_id}/activationLink"),
+                &[("x-authorization", &format!("Bearer {token}"))],
+                None,
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "activationLink: {}",
+            answer.text
+        );
+        answer
+            .text
+            .split_once("activateToken=")
+            .map(|(_, token)| token.trim().to_owned())
+            .unwrap_or_else(|| panic!("no activateToken in {}", answer.text))
+    }
+
+    /// Activates with `POST /api/noauth/activate?sendActivationMail=false`; returns the pair.
+    pub async fn tb_activate(&self, activate_token: &str, password: &str) -> (String, String) {
+        let (status, body) = self
+            .tb_request(
+                Method::POST,
+                "/api/noauth/activate?sendActivationMail=false",
+                None,
+                Some(json!({"activateToken": activate_token, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "activate: {body}");
+        tb_pair(&body)
+    }
+
+    /// Creates a user as `creator_token` and activates it with `password`; returns
+    /// (user id, token, refreshToken).
+    pub async fn tb_new_user(
+        &self,
+        creator_token: &str,
+        body: Value,
+        password: &str,
+    ) -> (String, String, String) {
+        let user = self.tb_create_user(creator_token, body).await;
+        let id = user["id"]["id"].as_str().expect("user id").to_owned();
+        let activate_token = self.tb_activation_token(creator_token, &id).await;
+        let (token, refresh) = self.tb_activate(&activate_token, password).await;
+        (id, token, refresh)
+    }
+
+    /// Reads the security settings as `token`, lets `change` edit them, saves them; returns
+    /// what the server saved. Panics unless both calls answer 200.
+    pub async fn tb_update_security(&self, token: &str, change: impl FnOnce(&mut Value)) -> Value {
+        let (status, mut settings) = self.tb_get("/api/admin/securitySettings", token).await;
+        assert_eq!(status, StatusCode::OK, "GET securitySettings: {settings}");
+        change(&mut settings);
+        let (status, saved) = self
+            .tb_post("/api/admin/securitySettings", token, settings.clone())
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "POST securitySettings {settings}: {saved}"
+        );
+        saved
+    }
+}
+
+/// `(token, refreshToken)` of a JwtPair answer.
+pub fn tb_pair(body: &Value) -> (String, String) {
+    let token = body["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token in {body}"))
+        .to_owned();
+    let refresh = body["refreshToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no refreshToken in {body}"))
+        .to_owned();
+    (token, refresh)
+}
+
+/// `{"entityType": kind, "id": id}`.
+pub fn tb_id(kind: &str, id: &str) -> Value {
+    json!({"entityType": kind, "id": id})
+}
+
+/// Asserts an answer in ThingsBoard's error shape `{status, message, errorCode, timestamp}`
+/// with `expected` status; returns (errorCode, message).
+pub fn assert_tb_shape(status: StatusCode, body: &Value, expected: StatusCode) -> (u64, String) {
+    assert_eq!(status, expected, "unexpected status, body: {body}");
+    assert_eq!(
+        body["status"],
+        json!(expected.as_u16()),
+        "TB error shape: {body}"
+    );
+    assert!(
+        body["timestamp"].is_i64() || body["timestamp"].is_u64(),
+        "TB error shape: {body}"
+    );
+    let code = body["errorCode"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("TB error shape: {body}"));
+    let message = body["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("TB error shape: {body}"))
+        .to_owned();
+    (code, message)
+}
+
+/// Asserts a ThingsBoard error with exactly this status, code and message.
+pub fn assert_tb_error(
+    status: StatusCode,
+    body: &Value,
+    expected: StatusCode,
+    code: u64,
+    message: &str,
+) {
+    let (actual_code, actual_message) = assert_tb_shape(status, body, expected);
+    assert_eq!(actual_code, code, "errorCode of {body}");
+    assert_eq!(actual_message, message, "message of {body}");
+}
+
+/// The decoded payload of a JWT, as text (to check the claims' order).
+pub fn jwt_payload_text(token: &str) -> String {
+    use base64::Engine as _;
+    let payload = token
+        .split('.')
+        .nth(1)
+        .unwrap_or_else(|| panic!("not a JWT: {token}"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .unwrap_or_else(|error| panic!("JWT payload is not base64url: {error}"));
+    String::from_utf8(bytes).expect("JWT payload is UTF-8")
+}
+
+/// The decoded claims of a JWT (signature not checked).
+pub fn jwt_claims(token: &str) -> Value {
+    serde_json::from_str(&jwt_payload_text(token)).expect("JWT payload is JSON")
 }

@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::auth::Principal;
-use gatehouse_core::CoreError;
+use gatehouse_core::{AuthFailure, CoreError};
 
 use super::error::ApiError;
 use crate::AppState;
@@ -15,9 +15,7 @@ use crate::AppState;
 /// An authenticated and authorized caller.
 pub struct Caller(pub Principal);
 
-const MISSING: CoreError = CoreError::Unauthenticated {
-    reason: "a token is required (Authorization: Bearer or ?apiToken=)",
-};
+const MISSING: CoreError = CoreError::Unauthenticated(AuthFailure::MissingCredentials);
 
 /// The token of a request: `Authorization: Bearer <token>` or a bare `Authorization: <token>`
 /// (the seed's `Authorization: YOUR_API_KEY` form) wins over `?apiToken=<token>`; an

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use gatehouse_core::CoreError;
+use gatehouse_core::{AuthFailure, CoreError, Rejection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -62,7 +62,11 @@ impl IntoResponse for ApiError {
             CoreError::PolicyViolation { field, .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, Some(field.clone()))
             }
-            CoreError::Unauthenticated { .. } => (StatusCode::UNAUTHORIZED, None),
+            CoreError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, None),
+            CoreError::Rejected(rejection) => (
+                StatusCode::BAD_REQUEST,
+                Some(rejected_field(rejection).to_owned()),
+            ),
             CoreError::Forbidden { .. } => (StatusCode::FORBIDDEN, None),
             CoreError::Locked { .. } => (StatusCode::LOCKED, None),
             CoreError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, None),
@@ -74,13 +78,19 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %detail, "internal error");
                 "internal error".to_owned()
             }
-            CoreError::Unauthenticated { reason } => (*reason).to_owned(),
+            CoreError::Unauthenticated(AuthFailure::MissingCredentials) => {
+                "a token is required (Authorization: Bearer or ?apiToken=)".to_owned()
+            }
+            CoreError::Unauthenticated(failure) => failure.to_string(),
+            CoreError::Rejected(rejection) => {
+                format!("{}: {rejection}", rejected_field(rejection))
+            }
             other => other.to_string(),
         };
         let mut response = error_response(status, message, field);
         let headers = response.headers_mut();
         match &self.0 {
-            CoreError::Unauthenticated { .. } => {
+            CoreError::Unauthenticated(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             CoreError::RateLimited { retry_after_secs } => {
@@ -89,6 +99,18 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// The request field a refused credential operation is about.
+fn rejected_field(rejection: &Rejection) -> &'static str {
+    match rejection {
+        Rejection::WrongCurrentPassword => "password",
+        Rejection::PasswordUnchanged | Rejection::ExternallyManaged => "newPassword",
+        Rejection::ActivationTokenUnknown
+        | Rejection::ActivationTokenExpired
+        | Rejection::AlreadyActivated => "activateToken",
+        Rejection::ResetTokenUnknown | Rejection::ResetTokenExpired => "resetToken",
     }
 }
 
@@ -123,9 +145,13 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("unknown");
     tracing::error!(panic = detail, "handler panicked");
-    error_response(
+    let mut response = error_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal error".to_owned(),
         None,
-    )
+    );
+    response
+        .extensions_mut()
+        .insert(crate::middleware::Panicked);
+    response
 }

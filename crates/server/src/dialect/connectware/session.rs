@@ -154,7 +154,12 @@ pub struct SessionOut {
 pub async fn session(Caller(caller): Caller) -> Json<SessionOut> {
     Json(SessionOut {
         username: caller.user.username.clone(),
-        expires_at: format_millis(caller.session.expires_at),
+        // Connectware callers always authenticate with a token, so there is a session.
+        expires_at: caller
+            .session
+            .as_ref()
+            .map(|session| format_millis(session.expires_at))
+            .unwrap_or_default(),
         permissions: permissions_out(&caller.permissions),
         mfa: MfaOut {
             enabled: caller.user.mfa_enrolled,

@@ -1,0 +1,500 @@
+//! The identity core as MQTT brokers need it: who may connect, and what a connected client may
+//! publish, subscribe to and receive. Every broker hook (VerneMQ, EMQX, mosquitto-go-auth,
+//! amqtt, RabbitMQ) calls these operations, so they are the product's hottest path:
+//!
+//! - a user's MQTT permissions are compiled once into an [`MqttPrincipal`] and cached in memory
+//!   by username; the cache drops an entry when identity data changed in this process (see
+//!   [`crate::changes`]) or when it is older than `broker.cache_ttl_secs` (changes made on
+//!   other replicas);
+//! - a verified username/password pair is remembered under a keyed hash (HMAC-SHA-256 with a
+//!   per-process random key; never the password) for `broker.credential_cache_secs`, so that a
+//!   reconnect storm does not re-run argon2 for every device; any identity change forgets them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::error::{AuthFailure, CoreError, CoreResult};
+use crate::model::{GrantMethod, Role};
+use crate::names::Username;
+use crate::password::PlainPassword;
+use crate::permission::{Context, Operation, PermissionSet};
+use crate::service::Gatehouse;
+use crate::topic::{TopicFilter, TopicName};
+
+/// Entries kept at most in each cache; beyond it the cache is emptied (bounds memory under a
+/// flood of random usernames).
+const MAX_CACHE_ENTRIES: usize = 100_000;
+
+/// Settings of the broker hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerSettings {
+    /// Seconds a compiled principal is used before it is loaded again (bounds how long a change
+    /// made on another replica takes to apply here).
+    pub cache_ttl_secs: u64,
+    /// Seconds a verified username/password pair is remembered (0 turns the cache off).
+    pub credential_cache_secs: u64,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        Self {
+            cache_ttl_secs: 5,
+            credential_cache_secs: 300,
+        }
+    }
+}
+
+/// What a client wants to do with a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttAccess {
+    /// Publish to a topic (needs `write`; the publish prefix applies).
+    Publish,
+    /// Subscribe to a filter (needs `read`; the filter must be covered by a permission).
+    Subscribe,
+    /// Receive a message on a topic (needs `read`).
+    Receive,
+}
+
+/// The answer to an authorization question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttDecision {
+    /// Whether it is allowed.
+    pub allowed: bool,
+    /// The topic the broker must use: for a publish, the topic with the user's publish prefix;
+    /// otherwise the topic as asked.
+    pub topic: String,
+}
+
+/// A user compiled for broker checks.
+#[derive(Debug)]
+pub struct MqttPrincipal {
+    /// The user's id.
+    pub user_id: Uuid,
+    /// The login name.
+    pub username: String,
+    /// Whether the user may authenticate (false when locked or disabled).
+    pub enabled: bool,
+    /// Holders of the built-in administrator role: brokers may skip checks for them.
+    pub superuser: bool,
+    /// Whether the user may connect with a password, and with a certificate.
+    pub password_grant: bool,
+    /// See above.
+    pub certificate_grant: bool,
+    publish_prefix: Option<String>,
+    permissions: PermissionSet,
+}
+
+impl MqttPrincipal {
+    /// Decides `access` to `topic` (a topic name for publish and receive, a filter for
+    /// subscribe). Malformed topics are refused.
+    pub fn decide(&self, access: MqttAccess, topic: &str) -> MqttDecision {
+        let refused = |topic: String| MqttDecision {
+            allowed: false,
+            topic,
+        };
+        if !self.enabled {
+            return refused(topic.to_owned());
+        }
+        match access {
+            MqttAccess::Publish => {
+                let full = match &self.publish_prefix {
+                    Some(prefix) => format!("{prefix}{topic}"),
+                    None => topic.to_owned(),
+                };
+                let Ok(name) = TopicName::parse(&full, "topic") else {
+                    return refused(full);
+                };
+                MqttDecision {
+                    allowed: self.superuser
+                        || self
+                            .permissions
+                            .allows(Context::Mqtt, Operation::Write, &name),
+                    topic: full,
+                }
+            }
+            MqttAccess::Receive => {
+                let Ok(name) = TopicName::parse(topic, "topic") else {
+                    return refused(topic.to_owned());
+                };
+                MqttDecision {
+                    allowed: self.superuser
+                        || self
+                            .permissions
+                            .allows(Context::Mqtt, Operation::Read, &name),
+                    topic: topic.to_owned(),
+                }
+            }
+            MqttAccess::Subscribe => {
+                let Ok(filter) = TopicFilter::parse(topic, "topic") else {
+                    return refused(topic.to_owned());
+                };
+                MqttDecision {
+                    allowed: self.superuser
+                        || self
+                            .permissions
+                            .allows_filter(Context::Mqtt, Operation::Read, &filter),
+                    topic: topic.to_owned(),
+                }
+            }
+        }
+    }
+}
+
+/// What a broker passes at CONNECT.
+#[derive(Debug, Clone, Default)]
+pub struct MqttCredentials {
+    /// The username, if the client sent one.
+    pub username: Option<String>,
+    /// The password, if the client sent one: a password, or a Gatehouse token or API key.
+    pub password: Option<String>,
+    /// SHA-256 fingerprint (hex) of the client certificate, when the broker passed one from a
+    /// listener configured as trusted for certificates.
+    pub certificate_fingerprint: Option<String>,
+}
+
+/// A successful connect.
+#[derive(Debug, Clone)]
+pub struct MqttLogin {
+    /// The user.
+    pub principal: Arc<MqttPrincipal>,
+    /// When the credential stops being valid, Unix seconds (tokens only).
+    pub expire_at: Option<i64>,
+}
+
+/// A cache entry: the principal (or the knowledge that there is none) and when it was loaded.
+struct CachedPrincipal {
+    principal: Option<Arc<MqttPrincipal>>,
+    generation: u64,
+    loaded_at: i64,
+}
+
+/// The in-memory caches of the broker hot path.
+pub(crate) struct BrokerCaches {
+    /// Username → compiled principal, or `None` remembered for an unknown username, with the
+    /// generation and time it was loaded.
+    principals: RwLock<HashMap<String, CachedPrincipal>>,
+    /// Keyed hash of (username, password) → (generation, verified at).
+    credentials: Mutex<HashMap<[u8; 32], (u64, i64)>>,
+    key: [u8; 32],
+}
+
+impl BrokerCaches {
+    pub(crate) fn new() -> Self {
+        use rand::RngCore;
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        Self {
+            principals: RwLock::new(HashMap::new()),
+            credentials: Mutex::new(HashMap::new()),
+            key,
+        }
+    }
+
+    fn credential_key(&self, username: &str, password: &str) -> [u8; 32] {
+        // A key of any length is accepted by HMAC.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(username.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl Gatehouse {
+    /// The compiled principal of `username`, from the cache when fresh; `None` for an unknown
+    /// or malformed username.
+    pub async fn mqtt_principal(&self, username: &str) -> CoreResult<Option<Arc<MqttPrincipal>>> {
+        let generation = self.identity_generation();
+        let now = self.clock.now_millis();
+        let ttl = i64::try_from(self.settings.broker.cache_ttl_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        if let Ok(cache) = self.broker.principals.read() {
+            if let Some(found) = cache.get(username) {
+                if found.generation == generation && now - found.loaded_at < ttl {
+                    return Ok(found.principal.clone());
+                }
+            }
+        }
+        let loaded = self.load_mqtt_principal(username).await?;
+        if let Ok(mut cache) = self.broker.principals.write() {
+            if cache.len() >= MAX_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(
+                username.to_owned(),
+                CachedPrincipal {
+                    principal: loaded.clone(),
+                    generation,
+                    loaded_at: now,
+                },
+            );
+        }
+        Ok(loaded)
+    }
+
+    async fn load_mqtt_principal(&self, username: &str) -> CoreResult<Option<Arc<MqttPrincipal>>> {
+        let Ok(name) = Username::parse(username) else {
+            return Ok(None);
+        };
+        let Some(credentials) = self.store.credentials_by_username(name.as_str()).await? else {
+            return Ok(None);
+        };
+        let user = credentials.user;
+        // One query: the roles carry their permissions.
+        let roles: Vec<_> = self
+            .store
+            .roles_of_users(&[user.id])
+            .await?
+            .into_iter()
+            .flat_map(|(_, roles)| roles)
+            .collect();
+        let superuser = roles.iter().any(Role::is_builtin_admin);
+        let password_grant = user.allows_grant(GrantMethod::Password);
+        let certificate_grant = user.allows_grant(GrantMethod::Certificate);
+        Ok(Some(Arc::new(MqttPrincipal {
+            user_id: user.id,
+            username: user.username,
+            enabled: user.credentials_enabled,
+            superuser,
+            password_grant,
+            certificate_grant,
+            publish_prefix: user.mqtt_publish_prefix,
+            permissions: PermissionSet::new(
+                roles
+                    .into_iter()
+                    .flat_map(|role| role.permissions)
+                    .map(|permission| permission.grant)
+                    .filter(|grant| grant.context == Context::Mqtt),
+            ),
+        })))
+    }
+
+    /// Decides a publish, subscribe or receive of `username`; unknown users are refused.
+    pub async fn mqtt_authorize(
+        &self,
+        username: &str,
+        access: MqttAccess,
+        topic: &str,
+    ) -> CoreResult<MqttDecision> {
+        Ok(match self.mqtt_principal(username).await? {
+            Some(principal) => principal.decide(access, topic),
+            None => MqttDecision {
+                allowed: false,
+                topic: topic.to_owned(),
+            },
+        })
+    }
+
+    /// Authenticates a client at CONNECT: a certificate bound to the user (for users with the
+    /// certificate grant), a Gatehouse token or API key given as the password, or the
+    /// password itself (argon2, remembered under a keyed hash for reconnects). Unknown,
+    /// disabled and locked users are refused.
+    pub async fn mqtt_connect(&self, credentials: MqttCredentials) -> CoreResult<MqttLogin> {
+        const REFUSED: CoreError = CoreError::Unauthenticated(AuthFailure::BadCredentials);
+        let username = credentials.username.unwrap_or_default();
+        if let Some(fingerprint) = &credentials.certificate_fingerprint {
+            return self
+                .mqtt_connect_by_certificate(&username, fingerprint)
+                .await;
+        }
+        let password = credentials.password.ok_or(REFUSED)?;
+        if let Some(login) = self.mqtt_connect_by_token(&username, &password).await? {
+            return Ok(login);
+        }
+        // Devices connect with their username (never an email): an unknown name fails here,
+        // after a decoy hash so that it costs what a wrong password costs.
+        let Some(principal) = self.mqtt_principal(&username).await? else {
+            if let Ok(password) = PlainPassword::parse(&password, "password") {
+                self.hasher.verify(&password, None).await?;
+            }
+            return Err(REFUSED);
+        };
+        if !principal.enabled {
+            return Err(CoreError::unauthenticated(AuthFailure::NotActive));
+        }
+        let generation = self.identity_generation();
+        let key = self.broker.credential_key(&username, &password);
+        let now = self.clock.now_millis();
+        let remember = i64::try_from(
+            self.settings
+                .broker
+                .credential_cache_secs
+                .saturating_mul(1000),
+        )
+        .unwrap_or(i64::MAX);
+        let remembered = self
+            .broker
+            .credentials
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&key).copied())
+            .is_some_and(|(at_generation, at)| at_generation == generation && now - at < remember);
+        if remembered {
+            return Ok(MqttLogin {
+                principal,
+                expire_at: None,
+            });
+        }
+        let password = PlainPassword::parse(&password, "password").map_err(|_| REFUSED)?;
+        // The same checks as every dialect's login: lockout, policy, expiry. No per-address
+        // limit: every device of a broker comes from the broker's address.
+        self.verify_password_login(&username, &password, None)
+            .await?;
+        let principal = self.mqtt_principal(&username).await?.ok_or(REFUSED)?;
+        if remember > 0 {
+            if let Ok(mut cache) = self.broker.credentials.lock() {
+                if cache.len() >= MAX_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(key, (self.identity_generation(), now));
+            }
+        }
+        Ok(MqttLogin {
+            principal,
+            expire_at: None,
+        })
+    }
+
+    /// A token or API key given as the password; `None` when the password is not one.
+    async fn mqtt_connect_by_token(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> CoreResult<Option<MqttLogin>> {
+        let is_api_key = password.starts_with(crate::apikeys::API_KEY_PREFIX);
+        let is_jwt = jsonwebtoken::decode_header(password).is_ok();
+        if !is_api_key && !is_jwt {
+            return Ok(None);
+        }
+        let principal = if is_api_key {
+            self.authenticate_api_key(password).await?
+        } else {
+            self.authenticate(password).await?
+        };
+        // A token names its user; a username sent with it must be that user's.
+        if !username.is_empty() && username != principal.user.username {
+            return Err(CoreError::unauthenticated(AuthFailure::BadCredentials));
+        }
+        let expire_at = principal
+            .session
+            .as_ref()
+            .map(|session| session.expires_at.div_euclid(1000));
+        let compiled = self
+            .mqtt_principal(&principal.user.username)
+            .await?
+            .ok_or(CoreError::unauthenticated(AuthFailure::BadCredentials))?;
+        // A locked user keeps its live sessions, but it does not open new connections.
+        if !compiled.enabled {
+            return Err(CoreError::unauthenticated(AuthFailure::NotActive));
+        }
+        Ok(Some(MqttLogin {
+            principal: compiled,
+            expire_at,
+        }))
+    }
+
+    async fn mqtt_connect_by_certificate(
+        &self,
+        username: &str,
+        fingerprint: &str,
+    ) -> CoreResult<MqttLogin> {
+        const REFUSED: CoreError = CoreError::Unauthenticated(AuthFailure::BadCredentials);
+        let fingerprint = crate::users::parse_fingerprint(fingerprint).map_err(|_| REFUSED)?;
+        let principal = self.mqtt_principal(username).await?.ok_or(REFUSED)?;
+        if !principal.certificate_grant {
+            return Err(REFUSED);
+        }
+        if !principal.enabled {
+            return Err(CoreError::unauthenticated(AuthFailure::NotActive));
+        }
+        let bound = self
+            .store
+            .certificates_of_users(&[principal.user_id])
+            .await?;
+        let now = self.clock.now_millis();
+        let matches = bound
+            .iter()
+            .flat_map(|(_, certificates)| certificates.iter())
+            .any(|certificate| {
+                certificate.fingerprint == fingerprint
+                    && certificate.expires_at.is_none_or(|expiry| expiry > now)
+            });
+        if !matches {
+            return Err(REFUSED);
+        }
+        Ok(MqttLogin {
+            principal,
+            expire_at: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::permission::{Grant, Resource};
+
+    fn principal(prefix: Option<&str>, grants: &[(&str, Operation)]) -> MqttPrincipal {
+        MqttPrincipal {
+            user_id: Uuid::new_v4(),
+            username: "device".into(),
+            enabled: true,
+            superuser: false,
+            password_grant: true,
+            certificate_grant: false,
+            publish_prefix: prefix.map(str::to_owned),
+            permissions: PermissionSet::new(grants.iter().map(|(resource, operation)| Grant {
+                resource: Resource::parse(resource, Context::Mqtt).unwrap(),
+                operation: *operation,
+                context: Context::Mqtt,
+            })),
+        }
+    }
+
+    #[test]
+    fn read_write_and_prefix() {
+        let p = principal(
+            Some("site1/"),
+            &[
+                ("site1/sensors/#", Operation::Write),
+                ("cmd/+/in", Operation::Read),
+            ],
+        );
+        let publish = p.decide(MqttAccess::Publish, "sensors/t1");
+        assert!(publish.allowed);
+        assert_eq!(publish.topic, "site1/sensors/t1");
+        assert!(!p.decide(MqttAccess::Publish, "other/t1").allowed);
+        assert!(p.decide(MqttAccess::Subscribe, "cmd/+/in").allowed);
+        assert!(p.decide(MqttAccess::Subscribe, "cmd/dev1/in").allowed);
+        assert!(!p.decide(MqttAccess::Subscribe, "cmd/#").allowed);
+        assert!(p.decide(MqttAccess::Receive, "cmd/dev1/in").allowed);
+        // Subscriptions and deliveries are not prefixed; write does not grant read.
+        assert!(!p.decide(MqttAccess::Subscribe, "site1/sensors/#").allowed);
+        assert!(!p.decide(MqttAccess::Publish, "cmd/dev1/in").allowed);
+        // Malformed input is refused.
+        assert!(!p.decide(MqttAccess::Publish, "sensors/#").allowed);
+        assert!(!p.decide(MqttAccess::Subscribe, "a/#/b").allowed);
+    }
+
+    #[test]
+    fn dollar_topics_need_explicit_permissions() {
+        let p = principal(None, &[("#", Operation::ReadWrite)]);
+        assert!(p.decide(MqttAccess::Publish, "a/b").allowed);
+        assert!(!p.decide(MqttAccess::Subscribe, "$SYS/#").allowed);
+        assert!(!p.decide(MqttAccess::Receive, "$SYS/broker/load").allowed);
+    }
+
+    #[test]
+    fn disabled_users_get_nothing() {
+        let mut p = principal(None, &[("#", Operation::ReadWrite)]);
+        p.enabled = false;
+        assert!(!p.decide(MqttAccess::Publish, "a").allowed);
+    }
+}

@@ -1,0 +1,348 @@
+//! Change notification for the hot-path caches: every write of identity data (users,
+//! credentials, roles, permissions, role memberships, certificates) bumps one generation
+//! counter, and the caches (compiled MQTT principals, verified broker credentials) drop what
+//! they loaded under an older generation. [`NotifyingStore`] wraps the real store, so no write
+//! can forget to notify: every method of the [`Store`] trait is listed there, each saying
+//! whether it changes identity data.
+//!
+//! Scope: one process. Other replicas see a change once their cache entries reach their
+//! time-to-live (`broker.cache_ttl_secs`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::error::CoreResult;
+use crate::model::{
+    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, TokenPurpose, User,
+    UserCredentials,
+};
+use crate::permission::Permission;
+use crate::store::{ApiKeyQuery, NewUser, PasswordChange, RoleQuery, Store, UserQuery, UserUpdate};
+
+/// The generation of identity data in this process.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityGeneration(Arc<AtomicU64>);
+
+impl IdentityGeneration {
+    /// The current generation.
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Marks identity data as changed.
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// A [`Store`] that forwards every call to the real store and bumps an [`IdentityGeneration`]
+/// after each successful write of identity data (users, credentials, passwords, roles,
+/// permissions, role memberships, certificates), so that caches keyed on the generation never
+/// serve data from before the write. Sessions, settings, credential tokens and API keys do not
+/// bump it: they are not cached.
+pub struct NotifyingStore {
+    inner: Arc<dyn Store>,
+    generation: IdentityGeneration,
+}
+
+impl NotifyingStore {
+    /// Wraps `inner`; writes of identity data through the wrapper bump `generation` (a clone
+    /// shares its counter, so the caller keeps one to read).
+    pub fn new(inner: Arc<dyn Store>, generation: IdentityGeneration) -> Self {
+        Self { inner, generation }
+    }
+
+    /// Bumps after a write that succeeded.
+    fn written(&self, result: CoreResult<()>) -> CoreResult<()> {
+        if result.is_ok() {
+            self.generation.bump();
+        }
+        result
+    }
+
+    /// Bumps after a write that reports it changed something.
+    fn changed(&self, result: CoreResult<bool>) -> CoreResult<bool> {
+        if matches!(result, Ok(true)) {
+            self.generation.bump();
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Store for NotifyingStore {
+    // --- writes that change identity data: bump the generation once they succeed
+
+    async fn insert_users(&self, users: Vec<NewUser>) -> CoreResult<()> {
+        let result = self.inner.insert_users(users).await;
+        self.written(result)
+    }
+
+    async fn update_user(&self, id: Uuid, update: UserUpdate) -> CoreResult<()> {
+        let result = self.inner.update_user(id, update).await;
+        self.written(result)
+    }
+
+    async fn delete_user(&self, id: Uuid) -> CoreResult<bool> {
+        let result = self.inner.delete_user(id).await;
+        self.changed(result)
+    }
+
+    async fn update_profile(&self, user: &User) -> CoreResult<()> {
+        let result = self.inner.update_profile(user).await;
+        self.written(result)
+    }
+
+    async fn set_credentials_enabled(&self, user_id: Uuid, enabled: bool) -> CoreResult<bool> {
+        let result = self.inner.set_credentials_enabled(user_id, enabled).await;
+        self.changed(result)
+    }
+
+    async fn lock_credentials(&self, user_id: Uuid) -> CoreResult<bool> {
+        let result = self.inner.lock_credentials(user_id).await;
+        self.changed(result)
+    }
+
+    async fn set_password(&self, change: PasswordChange) -> CoreResult<()> {
+        let result = self.inner.set_password(change).await;
+        self.written(result)
+    }
+
+    async fn add_user_role(&self, user_id: Uuid, role_id: Uuid) -> CoreResult<()> {
+        let result = self.inner.add_user_role(user_id, role_id).await;
+        self.written(result)
+    }
+
+    async fn remove_user_role(&self, user_id: Uuid, role_id: Uuid) -> CoreResult<bool> {
+        let result = self.inner.remove_user_role(user_id, role_id).await;
+        self.changed(result)
+    }
+
+    async fn add_certificate(
+        &self,
+        user_id: Uuid,
+        certificate: BoundCertificate,
+    ) -> CoreResult<()> {
+        let result = self.inner.add_certificate(user_id, certificate).await;
+        self.written(result)
+    }
+
+    async fn remove_certificate(&self, user_id: Uuid, fingerprint: &str) -> CoreResult<bool> {
+        let result = self.inner.remove_certificate(user_id, fingerprint).await;
+        self.changed(result)
+    }
+
+    async fn insert_role(&self, role: Role) -> CoreResult<()> {
+        let result = self.inner.insert_role(role).await;
+        self.written(result)
+    }
+
+    async fn update_role(&self, role: Role, replace_permissions: bool) -> CoreResult<()> {
+        let result = self.inner.update_role(role, replace_permissions).await;
+        self.written(result)
+    }
+
+    async fn delete_role(&self, id: Uuid) -> CoreResult<bool> {
+        let result = self.inner.delete_role(id).await;
+        self.changed(result)
+    }
+
+    async fn insert_permission(&self, role_id: Uuid, permission: Permission) -> CoreResult<()> {
+        let result = self.inner.insert_permission(role_id, permission).await;
+        self.written(result)
+    }
+
+    async fn update_permission(&self, role_id: Uuid, permission: Permission) -> CoreResult<bool> {
+        let result = self.inner.update_permission(role_id, permission).await;
+        self.changed(result)
+    }
+
+    async fn delete_permission(&self, role_id: Uuid, permission_id: Uuid) -> CoreResult<bool> {
+        let result = self.inner.delete_permission(role_id, permission_id).await;
+        self.changed(result)
+    }
+
+    // --- everything else forwards unchanged: reads, failed-attempt counting, credential
+    // tokens, API keys (not cached), sessions and settings
+
+    async fn user(&self, id: Uuid) -> CoreResult<Option<User>> {
+        self.inner.user(id).await
+    }
+
+    async fn users_by_ids(&self, ids: &[Uuid]) -> CoreResult<Vec<User>> {
+        self.inner.users_by_ids(ids).await
+    }
+
+    async fn credentials_by_username(&self, username: &str) -> CoreResult<Option<UserCredentials>> {
+        self.inner.credentials_by_username(username).await
+    }
+
+    async fn credentials_by_email(&self, email: &str) -> CoreResult<Option<UserCredentials>> {
+        self.inner.credentials_by_email(email).await
+    }
+
+    async fn credentials(&self, id: Uuid) -> CoreResult<Option<UserCredentials>> {
+        self.inner.credentials(id).await
+    }
+
+    async fn users(&self, query: &UserQuery) -> CoreResult<(Vec<User>, u64)> {
+        self.inner.users(query).await
+    }
+
+    async fn reserve_login_attempt(
+        &self,
+        user_id: Uuid,
+        limit: Option<u32>,
+    ) -> CoreResult<Option<u32>> {
+        self.inner.reserve_login_attempt(user_id, limit).await
+    }
+
+    async fn reset_login_attempts(&self, user_id: Uuid) -> CoreResult<()> {
+        self.inner.reset_login_attempts(user_id).await
+    }
+
+    async fn password_history(&self, user_id: Uuid, since_millis: i64) -> CoreResult<Vec<String>> {
+        self.inner.password_history(user_id, since_millis).await
+    }
+
+    async fn insert_credential_token(&self, token: CredentialToken) -> CoreResult<()> {
+        self.inner.insert_credential_token(token).await
+    }
+
+    async fn credential_token(
+        &self,
+        digest: &str,
+        purpose: TokenPurpose,
+    ) -> CoreResult<Option<CredentialToken>> {
+        self.inner.credential_token(digest, purpose).await
+    }
+
+    async fn insert_api_key(&self, key: ApiKey) -> CoreResult<()> {
+        self.inner.insert_api_key(key).await
+    }
+
+    async fn api_key(&self, id: Uuid) -> CoreResult<Option<ApiKey>> {
+        self.inner.api_key(id).await
+    }
+
+    async fn api_key_by_digest(&self, digest: &str) -> CoreResult<Option<ApiKey>> {
+        self.inner.api_key_by_digest(digest).await
+    }
+
+    async fn api_keys(&self, query: &ApiKeyQuery) -> CoreResult<(Vec<ApiKey>, u64)> {
+        self.inner.api_keys(query).await
+    }
+
+    async fn update_api_key(&self, key: &ApiKey) -> CoreResult<bool> {
+        self.inner.update_api_key(key).await
+    }
+
+    async fn delete_api_key(&self, id: Uuid) -> CoreResult<bool> {
+        self.inner.delete_api_key(id).await
+    }
+
+    async fn roles_of_users(&self, user_ids: &[Uuid]) -> CoreResult<Vec<(Uuid, Vec<Role>)>> {
+        self.inner.roles_of_users(user_ids).await
+    }
+
+    async fn members_of_roles(
+        &self,
+        role_ids: &[Uuid],
+    ) -> CoreResult<Vec<(Uuid, Vec<(Uuid, String)>)>> {
+        self.inner.members_of_roles(role_ids).await
+    }
+
+    async fn certificates_of_users(
+        &self,
+        user_ids: &[Uuid],
+    ) -> CoreResult<Vec<(Uuid, Vec<BoundCertificate>)>> {
+        self.inner.certificates_of_users(user_ids).await
+    }
+
+    async fn role(&self, id: Uuid) -> CoreResult<Option<Role>> {
+        self.inner.role(id).await
+    }
+
+    async fn roles(&self, query: &RoleQuery) -> CoreResult<(Vec<Role>, u64)> {
+        self.inner.roles(query).await
+    }
+
+    async fn permission_usages(&self) -> CoreResult<Vec<PermissionUsage>> {
+        self.inner.permission_usages().await
+    }
+
+    async fn permissions_of_user(&self, user_id: Uuid) -> CoreResult<Vec<Permission>> {
+        self.inner.permissions_of_user(user_id).await
+    }
+
+    async fn insert_session(&self, session: Session) -> CoreResult<()> {
+        self.inner.insert_session(session).await
+    }
+
+    async fn session(&self, id: Uuid) -> CoreResult<Option<Session>> {
+        self.inner.session(id).await
+    }
+
+    async fn sessions_of_users(
+        &self,
+        user_ids: &[Uuid],
+        now_millis: i64,
+    ) -> CoreResult<Vec<(Uuid, Vec<Session>)>> {
+        self.inner.sessions_of_users(user_ids, now_millis).await
+    }
+
+    async fn rotate_session(
+        &self,
+        session_id: Uuid,
+        old_fingerprint: &str,
+        new_fingerprint: &str,
+        new_expires_at: i64,
+    ) -> CoreResult<bool> {
+        self.inner
+            .rotate_session(session_id, old_fingerprint, new_fingerprint, new_expires_at)
+            .await
+    }
+
+    async fn revoke_sessions(&self, user_id: Uuid, key: Option<&str>) -> CoreResult<u64> {
+        self.inner.revoke_sessions(user_id, key).await
+    }
+
+    async fn setting(&self, key: &str) -> CoreResult<Option<String>> {
+        self.inner.setting(key).await
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> CoreResult<()> {
+        self.inner.put_setting(key, value).await
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &str) -> CoreResult<String> {
+        self.inner.setting_or_insert(key, value).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bump_advances_the_generation() {
+        let generation = IdentityGeneration::default();
+        assert_eq!(generation.current(), 0);
+        generation.bump();
+        generation.bump();
+        assert_eq!(generation.current(), 2);
+    }
+
+    #[test]
+    fn clones_share_the_counter() {
+        let generation = IdentityGeneration::default();
+        let clone = generation.clone();
+        clone.bump();
+        assert_eq!(generation.current(), 1);
+        generation.bump();
+        assert_eq!(clone.current(), 2);
+    }
+}

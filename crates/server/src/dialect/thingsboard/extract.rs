@@ -1,0 +1,140 @@
+//! Request parts of this dialect with rejections in its error shape: JSON bodies, query
+//! strings, path ids, and the authenticated caller.
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use gatehouse_core::auth::Principal;
+use gatehouse_core::model::Authority;
+use gatehouse_core::{AuthFailure, CoreError};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::{TbError, TbResult};
+use crate::AppState;
+
+/// Parses a JSON object body (other JSON values are refused even where serde would accept
+/// them). Handlers take the raw bytes so that every failure has this dialect's shape.
+pub fn json_object<T: DeserializeOwned>(body: &[u8]) -> TbResult<T> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|error| TbError::bad_request(format!("Invalid request body: {error}")))?;
+    if !value.is_object() {
+        return Err(TbError::bad_request(
+            "Invalid request body: expected a JSON object",
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|error| TbError::bad_request(format!("Invalid request body: {error}")))
+}
+
+/// A request body as bytes, within the configured size limit; a larger one is 413 in this
+/// dialect's shape.
+pub struct TbBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for TbBody {
+    type Rejection = TbError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(request, state)
+            .await
+            .map(TbBody)
+            .map_err(|rejection| {
+                TbError::new(
+                    rejection.status(),
+                    super::error::ErrorCode::BadRequestParams,
+                    rejection.body_text(),
+                )
+            })
+    }
+}
+
+/// A query string parsed into `T`; bad values are 400 code 31.
+pub struct TbQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for TbQuery<T> {
+    type Rejection = TbError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        axum_extra::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum_extra::extract::Query(value)| TbQuery(value))
+            .map_err(|error| TbError::bad_request(format!("Invalid request parameters: {error}")))
+    }
+}
+
+/// Path parameters parsed into `T` (ids are UUIDs); bad values are 400 code 31.
+pub struct TbPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for TbPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = TbError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| TbPath(value))
+            .map_err(|rejection| {
+                TbError::bad_request(format!("Invalid path: {}", rejection.body_text()))
+            })
+    }
+}
+
+/// The credential of a request: `X-Authorization` when the header is present (a blank one is
+/// no credential, never a reason to read another header), else `Authorization`.
+fn credential(headers: &HeaderMap) -> Option<&str> {
+    let header = headers
+        .get("x-authorization")
+        .or_else(|| headers.get(axum::http::header::AUTHORIZATION))?;
+    header
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+}
+
+/// An authenticated caller of this dialect: a bearer token (a ThingsBoard pair's access token
+/// or a Connectware token) or an API key.
+pub struct TbCaller(pub Principal);
+
+impl TbCaller {
+    /// The caller's authority.
+    pub fn authority(&self) -> Authority {
+        self.0.user.tenancy.authority
+    }
+
+    /// Refuses callers whose authority is not among `allowed` (403 code 20).
+    pub fn require(&self, allowed: &[Authority]) -> TbResult<()> {
+        if allowed.contains(&self.authority()) {
+            Ok(())
+        } else {
+            Err(TbError::forbidden())
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for TbCaller {
+    type Rejection = TbError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let missing = || TbError::from(CoreError::unauthenticated(AuthFailure::MissingCredentials));
+        let text = credential(&parts.headers).ok_or_else(missing)?;
+        let (scheme, value) = text.split_once(' ').ok_or_else(missing)?;
+        let value = value.trim();
+        let principal = if scheme.eq_ignore_ascii_case("bearer") {
+            state.core.authenticate(value).await?
+        } else if scheme.eq_ignore_ascii_case("apikey") {
+            state.core.authenticate_api_key(value).await?
+        } else {
+            return Err(missing());
+        };
+        Ok(TbCaller(principal))
+    }
+}
