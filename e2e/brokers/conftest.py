@@ -8,6 +8,9 @@
   whose `UserAuthHttpPlugin` and `TopicAuthHttpPlugin` ask that server's mosquitto-go-auth hooks
   (`/api/broker/http/user`, `/api/broker/http/acl`; POST, JSON) at every CONNECT, PUBLISH,
   SUBSCRIBE and delivery. The hooks are reached from loopback, which Gatehouse allows by default.
+- `rabbitmq`: a RabbitMQ node of its own (Debian's rabbitmq-server 3.10 with its `rabbitmq_mqtt`
+  and `rabbitmq_auth_backend_http` plugins) on a free loopback port, asking that server's
+  RabbitMQ hooks (`/api/broker/rabbitmq/{user,vhost,resource,topic}`).
 - `api`: the server's Connectware API logged in as `admin`, to make users and roles.
 
 The binary is $GATEHOUSE_BIN, else target/debug/gatehouse (e2e/brokers/run builds it). A failing
@@ -109,6 +112,32 @@ class LoggedProcess:
 
     def read_log(self, offset: int = 0) -> str:
         return read_tail(self.log_path, offset)
+
+
+class MqttBroker(LoggedProcess):
+    """A broker process of the suite that listens for MQTT at `host:port`."""
+
+    host: str
+    port: int
+
+    def wait_listening(self, timeout: float) -> None:
+        """Waits until the broker accepts connections; fails if it exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with status {self.process.returncode} during start-up; "
+                    f"its log:\n{self.read_log()}"
+                )
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1.0):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(
+            f"{self.name} did not listen on {self.host}:{self.port} within {timeout} s; "
+            f"its log:\n{self.read_log()}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,7 +283,7 @@ class GatehouseServer(LoggedProcess):
 # amqtt
 
 
-class AmqttBroker(LoggedProcess):
+class AmqttBroker(MqttBroker):
     """amqtt 0.12.1 with its HTTP plugins asking Gatehouse's mosquitto-go-auth hooks."""
 
     def __init__(self, gatehouse: GatehouseServer) -> None:
@@ -304,26 +333,109 @@ class AmqttBroker(LoggedProcess):
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + BROKER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"amqtt exited with status {self.process.returncode} during start-up; "
-                    f"its log:\n{self.read_log()}"
-                )
-            try:
-                with socket.create_connection((self.host, self.port), timeout=1.0):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(
-            f"amqtt did not listen on {self.host}:{self.port} within {BROKER_START_TIMEOUT_S} s; "
-            f"its log:\n{self.read_log()}"
-        )
+        self.wait_listening(BROKER_START_TIMEOUT_S)
 
     def stop(self) -> None:
         try:
             stop_process(self.process)
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# RabbitMQ
+
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+RABBITMQ_START_TIMEOUT_S = 90.0
+
+
+class RabbitMqBroker(MqttBroker):
+    """A RabbitMQ node of its own (Debian's rabbitmq-server 3.10, beside the machine's node):
+    only its MQTT listener on a free port, and `rabbitmq_auth_backend_http` asking Gatehouse's
+    RabbitMQ hooks (`/api/broker/rabbitmq/{user,vhost,resource,topic}`, GET) for everything.
+    Its node name, ports, data, logs, cookie and configuration are in a temporary directory, so
+    the machine's own RabbitMQ is neither used nor changed."""
+
+    def __init__(self, gatehouse: GatehouseServer) -> None:
+        if not os.access(RABBITMQ_SERVER, os.X_OK):
+            raise RuntimeError(f"{RABBITMQ_SERVER} not found: install rabbitmq-server (Debian)")
+        self.name = f"rabbitmq ({gatehouse.name})"
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="rabbitmq-e2e-"))
+        self.log_path = self.dir / "broker.log"
+        self.process = None
+        self.node = f"gatehouse-e2e-{os.getpid()}-{secrets.token_hex(3)}@localhost"
+        hooks = f"{gatehouse.base}/api/broker/rabbitmq"
+        (self.dir / "rabbitmq.conf").write_text(
+            "\n".join(
+                [
+                    "listeners.tcp = none",
+                    f"mqtt.listeners.tcp.default = {self.host}:{self.port}",
+                    "mqtt.allow_anonymous = false",
+                    "auth_backends.1 = http",
+                    "auth_http.http_method = get",
+                    f"auth_http.user_path = {hooks}/user",
+                    f"auth_http.vhost_path = {hooks}/vhost",
+                    f"auth_http.resource_path = {hooks}/resource",
+                    f"auth_http.topic_path = {hooks}/topic",
+                    "log.console = true",
+                    "log.console.level = warning",
+                    "log.file = false",
+                ]
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        (self.dir / "enabled_plugins").write_text(
+            "[rabbitmq_mqtt,rabbitmq_auth_backend_http].\n", encoding="utf-8"
+        )
+        (self.dir / "rabbitmq-env.conf").write_text("", encoding="utf-8")
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
+        env.update(
+            {
+                "HOME": str(self.dir),  # the node's Erlang cookie
+                "RABBITMQ_NODENAME": self.node,
+                "RABBITMQ_NODE_PORT": str(free_port()),
+                "RABBITMQ_DIST_PORT": str(free_port()),
+                "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
+                "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+                "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"),
+                "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.dir / "advanced.config"),
+                "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+                # Not /etc/rabbitmq/rabbitmq-env.conf, which names the machine's node.
+                "RABBITMQ_CONF_ENV_FILE": str(self.dir / "rabbitmq-env.conf"),
+            }
+        )
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [str(RABBITMQ_SERVER)],
+                env=env,
+                cwd=self.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_listening(RABBITMQ_START_TIMEOUT_S)
+
+    def stop(self) -> None:
+        try:
+            if self.process is not None and self.process.poll() is None:
+                # The script runs the Erlang VM as a child: stop the whole group.
+                os.killpg(self.process.pid, signal.SIGTERM)
+                try:
+                    self.process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                    self.process.wait(timeout=10)
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -362,15 +474,25 @@ def gatehouse(backend):
     _finish(server)
 
 
-@pytest.fixture(scope="session")
-def amqtt(gatehouse):
+def _broker(make, gatehouse):
+    """Starts a broker for `gatehouse` (the MQTT clients must be installed) and stops it after."""
     missing = [tool for tool in ("mosquitto_pub", "mosquitto_sub", "stdbuf") if shutil.which(tool) is None]
     if missing:
         raise RuntimeError(f"missing {', '.join(missing)}: install mosquitto-clients (and coreutils)")
-    broker = AmqttBroker(gatehouse)
+    broker = make(gatehouse)
     _RUNNING.append(broker)
     yield broker
     _finish(broker)
+
+
+@pytest.fixture(scope="session")
+def amqtt(gatehouse):
+    yield from _broker(AmqttBroker, gatehouse)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(gatehouse):
+    yield from _broker(RabbitMqBroker, gatehouse)
 
 
 @pytest.fixture(scope="session")

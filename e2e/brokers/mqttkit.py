@@ -183,6 +183,13 @@ def publish(
     return PublishResult(done.returncode, done.stdout, done.stderr)
 
 
+def assert_published(result: PublishResult) -> None:
+    """A one-shot publish that was accepted: CONNACK 0 and PUBACK 0."""
+    assert result.returncode == 0, f"expected a publish:\n{result}"
+    assert "received CONNACK (0)" in result.stdout, result
+    assert result.puback_codes == [0], result
+
+
 class _Client:
     """A long-running mosquitto client whose output is read line by line into `lines`."""
 
@@ -306,6 +313,25 @@ class Subscriber(_Client):
             return None
 
         return self._wait(find, "SUBACK")
+
+    def granted_codes(self) -> list[list[int]]:
+        """Every SUBACK seen so far (without waiting): the granted QoS of each filter."""
+        with self._cond:
+            found = [re.match(r"Subscribed \(mid: \d+\): ([\d, ]+)$", line) for line in self.lines]
+        return [[int(code) for code in match.group(1).split(",")] for match in found if match]
+
+    def wait_until_dropped(self, timeout: float = WAIT_S) -> None:
+        """Waits until the broker closed the connection after the SUBSCRIBE (RabbitMQ's answer to
+        a refused one): mosquitto_sub shows it by connecting again."""
+
+        def find(lines):
+            subscribe = next((i for i, line in enumerate(lines) if "sending SUBSCRIBE" in line), None)
+            again = subscribe is not None and any(
+                line.endswith("sending CONNECT") for line in lines[subscribe + 1 :]
+            )
+            return True if again else None
+
+        self._wait(find, "the broker closing the connection", timeout)
 
     def messages(self) -> list[tuple[str, str]]:
         with self._cond:

@@ -153,9 +153,37 @@ pub struct MqttCredentials {
     pub username: Option<String>,
     /// The password, if the client sent one: a password, or a Gatehouse token or API key.
     pub password: Option<String>,
-    /// SHA-256 fingerprint (hex) of the client certificate, when the broker passed one from a
-    /// listener configured as trusted for certificates.
-    pub certificate_fingerprint: Option<String>,
+    /// The client certificate, when the broker passed one from a listener configured as
+    /// trusted for certificates (the broker verified its chain).
+    pub certificate: Option<PresentedCertificate>,
+}
+
+/// A client certificate as a broker passes it at CONNECT, already verified by the broker.
+#[derive(Debug, Clone)]
+pub struct PresentedCertificate {
+    /// The subject's common name: it names the user (Connectware's rule).
+    pub common_name: String,
+    /// SHA-256 fingerprint (hex) of the DER certificate, when the broker passed the whole
+    /// certificate (VerneMQ); `None` when it passed only names (EMQX).
+    pub fingerprint: Option<String>,
+}
+
+/// The MQTT 5 enhanced-authentication method whose data is a Gatehouse access token or API key
+/// (`POST /api/broker/auth/enhanced`, VerneMQ `on_auth_m5`).
+pub const TOKEN_AUTH_METHOD: &str = "GATEHOUSE-TOKEN";
+
+/// How long a successful enhanced authentication waits for the broker's register check that
+/// follows it (VerneMQ calls `auth_on_register_m5` right after `on_auth_m5`).
+const ENHANCED_AUTH_WINDOW_MS: i64 = 30_000;
+
+/// The outcome of one enhanced-authentication step.
+#[derive(Debug)]
+pub enum EnhancedAuth {
+    /// Authenticated: the broker may go on with the CONNECT.
+    Authenticated(MqttLogin),
+    /// The method is not one Gatehouse speaks (MQTT 5 reason code 0x8C, bad authentication
+    /// method).
+    UnknownMethod,
 }
 
 /// A successful connect.
@@ -181,6 +209,9 @@ pub(crate) struct BrokerCaches {
     principals: RwLock<HashMap<String, CachedPrincipal>>,
     /// Keyed hash of (username, password) → (generation, verified at).
     credentials: Mutex<HashMap<[u8; 32], (u64, i64)>>,
+    /// Clients that passed enhanced authentication and whose register check is still to come:
+    /// (mountpoint, client id) → (username, authenticated at).
+    enhanced: Mutex<HashMap<(String, String), (String, i64)>>,
     key: [u8; 32],
 }
 
@@ -192,6 +223,7 @@ impl BrokerCaches {
         Self {
             principals: RwLock::new(HashMap::new()),
             credentials: Mutex::new(HashMap::new()),
+            enhanced: Mutex::new(HashMap::new()),
             key,
         }
     }
@@ -298,12 +330,12 @@ impl Gatehouse {
     /// disabled and locked users are refused.
     pub async fn mqtt_connect(&self, credentials: MqttCredentials) -> CoreResult<MqttLogin> {
         const REFUSED: CoreError = CoreError::Unauthenticated(AuthFailure::BadCredentials);
-        let username = credentials.username.unwrap_or_default();
-        if let Some(fingerprint) = &credentials.certificate_fingerprint {
+        if let Some(certificate) = &credentials.certificate {
             return self
-                .mqtt_connect_by_certificate(&username, fingerprint)
+                .mqtt_connect_by_certificate(credentials.username.as_deref(), certificate)
                 .await;
         }
+        let username = credentials.username.unwrap_or_default();
         let password = credentials.password.ok_or(REFUSED)?;
         if let Some(login) = self.mqtt_connect_by_token(&username, &password).await? {
             return Ok(login);
@@ -400,14 +432,21 @@ impl Gatehouse {
         }))
     }
 
+    /// A certificate the broker verified: its common name names the user (a username sent
+    /// with it must be the same), the user holds the certificate grant, and when the user has
+    /// certificates bound to it the certificate must be one of them (which needs the
+    /// fingerprint: a broker that passes only names cannot satisfy it).
     async fn mqtt_connect_by_certificate(
         &self,
-        username: &str,
-        fingerprint: &str,
+        username: Option<&str>,
+        certificate: &PresentedCertificate,
     ) -> CoreResult<MqttLogin> {
         const REFUSED: CoreError = CoreError::Unauthenticated(AuthFailure::BadCredentials);
-        let fingerprint = crate::users::parse_fingerprint(fingerprint).map_err(|_| REFUSED)?;
-        let principal = self.mqtt_principal(username).await?.ok_or(REFUSED)?;
+        let name = certificate.common_name.as_str();
+        if name.is_empty() || username.is_some_and(|username| username != name) {
+            return Err(REFUSED);
+        }
+        let principal = self.mqtt_principal(name).await?.ok_or(REFUSED)?;
         if !principal.certificate_grant {
             return Err(REFUSED);
         }
@@ -419,20 +458,74 @@ impl Gatehouse {
             .certificates_of_users(&[principal.user_id])
             .await?;
         let now = self.clock.now_millis();
-        let matches = bound
+        let mut bound = bound
             .iter()
             .flat_map(|(_, certificates)| certificates.iter())
-            .any(|certificate| {
+            .peekable();
+        if bound.peek().is_some() {
+            let fingerprint = certificate
+                .fingerprint
+                .as_deref()
+                .map(crate::users::parse_fingerprint)
+                .transpose()
+                .map_err(|_| REFUSED)?
+                .ok_or(REFUSED)?;
+            let matches = bound.any(|certificate| {
                 certificate.fingerprint == fingerprint
                     && certificate.expires_at.is_none_or(|expiry| expiry > now)
             });
-        if !matches {
-            return Err(REFUSED);
+            if !matches {
+                return Err(REFUSED);
+            }
         }
         Ok(MqttLogin {
             principal,
             expire_at: None,
         })
+    }
+
+    /// One step of MQTT 5 enhanced authentication for the client `(mountpoint, client_id)`.
+    /// With [`TOKEN_AUTH_METHOD`] the data is an access token or API key (a username sent with
+    /// it must be its user's). On success the client is remembered for the register check that
+    /// follows ([`Gatehouse::mqtt_take_enhanced`]).
+    pub async fn mqtt_enhanced_auth(
+        &self,
+        mountpoint: &str,
+        client_id: &str,
+        username: Option<&str>,
+        method: &str,
+        data: &[u8],
+    ) -> CoreResult<EnhancedAuth> {
+        const REFUSED: CoreError = CoreError::Unauthenticated(AuthFailure::BadCredentials);
+        if method != TOKEN_AUTH_METHOD {
+            return Ok(EnhancedAuth::UnknownMethod);
+        }
+        let token = std::str::from_utf8(data).map_err(|_| REFUSED)?;
+        let login = self
+            .mqtt_connect_by_token(username.unwrap_or_default(), token)
+            .await?
+            .ok_or(REFUSED)?;
+        if let Ok(mut pending) = self.broker.enhanced.lock() {
+            let now = self.clock.now_millis();
+            pending.retain(|_, (_, at)| now - *at < ENHANCED_AUTH_WINDOW_MS);
+            if pending.len() >= MAX_CACHE_ENTRIES {
+                pending.clear();
+            }
+            pending.insert(
+                (mountpoint.to_owned(), client_id.to_owned()),
+                (login.principal.username.clone(), now),
+            );
+        }
+        Ok(EnhancedAuth::Authenticated(login))
+    }
+
+    /// The user of the client `(mountpoint, client_id)` if it passed enhanced authentication in
+    /// the last seconds; each success is taken once.
+    pub fn mqtt_take_enhanced(&self, mountpoint: &str, client_id: &str) -> Option<String> {
+        let now = self.clock.now_millis();
+        let mut pending = self.broker.enhanced.lock().ok()?;
+        let (username, at) = pending.remove(&(mountpoint.to_owned(), client_id.to_owned()))?;
+        (now - at < ENHANCED_AUTH_WINDOW_MS).then_some(username)
     }
 }
 

@@ -129,6 +129,10 @@ pub struct BrokerConfig {
     /// A shared secret that opens the hooks from any address when sent in the header
     /// `X-Gatehouse-Broker-Secret`. A secret: never logged nor shown by `Debug`.
     pub hook_secret: Option<String>,
+    /// The broker listeners that verify client certificates, so that a certificate they pass
+    /// may authenticate a user: VerneMQ `listener_addr:listener_port` (or `*:port`), or the
+    /// `listener` field of EMQX requests. Empty (default): certificates are never trusted.
+    pub certificate_listeners: Vec<String>,
 }
 
 impl BrokerConfig {
@@ -152,6 +156,7 @@ impl Default for BrokerConfig {
                 .map(|address| (*address).to_owned())
                 .collect(),
             hook_secret: None,
+            certificate_listeners: Vec::new(),
         }
     }
 }
@@ -167,6 +172,7 @@ impl fmt::Debug for BrokerConfig {
                 "hook_secret",
                 &self.hook_secret.as_ref().map(|_| "[redacted]"),
             )
+            .field("certificate_listeners", &self.certificate_listeners)
             .finish()
     }
 }

@@ -13,7 +13,7 @@ use gatehouse_core::password::PlainPassword;
 use gatehouse_core::service::CoreSettings;
 use gatehouse_core::tokens::TokenKeys;
 use gatehouse_core::Gatehouse;
-use gatehouse_server::dialect::broker::HookAccess;
+use gatehouse_server::dialect::broker::{CertificateListeners, HookAccess};
 use gatehouse_server::{AppState, HttpLimits};
 use gatehouse_store::SqlStore;
 use tokio::net::TcpListener;
@@ -134,6 +134,7 @@ impl Application {
             core,
             trust_forwarded_for: settings.http.trust_forwarded_for,
             broker_access,
+            broker_certificates: CertificateListeners::new(&settings.broker.certificate_listeners),
         };
         let router = gatehouse_server::app(state, limits);
         Ok(Self {

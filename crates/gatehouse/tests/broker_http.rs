@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::broker::{mqtt_user, perm};
 use common::{TestApp, ADMIN_PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -36,28 +37,6 @@ type Headers<'a> = Vec<(&'a str, &'a str)>;
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
-
-fn perm(resource: &str, operation: &str) -> Value {
-    json!({"resource": resource, "operation": operation, "context": "mqtt"})
-}
-
-/// Creates a role with `permissions` and a user holding it and `minimum-access`; returns
-/// (user id, role id).
-async fn mqtt_user(
-    app: &TestApp,
-    username: &str,
-    password: &str,
-    role: &str,
-    permissions: Value,
-) -> (String, String) {
-    let role = app.create_role(role, permissions).await;
-    let role_id = role["id"].as_str().expect("role id").to_owned();
-    let minimum = app.role_id("minimum-access").await;
-    let user = app
-        .create_user(username, password, &[&role_id, &minimum])
-        .await;
-    (user["id"].as_str().expect("user id").to_owned(), role_id)
-}
 
 /// The device: `sensors/#` write, `cmd/+` read.
 async fn device(app: &TestApp) -> (String, String) {

@@ -75,6 +75,20 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST", "/api/broker/http/acl"),
     ("GET", "/api/broker/http/acl"),
     ("PUT", "/api/broker/http/acl"),
+    ("POST", "/api/broker/vernemq"),
+    ("POST", "/api/broker/auth/enhanced"),
+    ("POST", "/api/broker/emqx/authn"),
+    ("GET", "/api/broker/emqx/authn"),
+    ("POST", "/api/broker/emqx/authz"),
+    ("GET", "/api/broker/emqx/authz"),
+    ("GET", "/api/broker/rabbitmq/user"),
+    ("POST", "/api/broker/rabbitmq/user"),
+    ("GET", "/api/broker/rabbitmq/vhost"),
+    ("POST", "/api/broker/rabbitmq/vhost"),
+    ("GET", "/api/broker/rabbitmq/resource"),
+    ("POST", "/api/broker/rabbitmq/resource"),
+    ("GET", "/api/broker/rabbitmq/topic"),
+    ("POST", "/api/broker/rabbitmq/topic"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -183,10 +197,10 @@ fn check_thingsboard_operation(name: &str, operation: &Value, public: bool) {
     }
 }
 
-/// The broker hooks: no token scheme (brokers are let in by address or shared secret, which
-/// the description names), 200 and 403 in JSON and text, and every error answer in the hooks'
-/// `{"ok":false,"error":…}` shape.
-fn check_broker_operation(name: &str, operation: &Value) {
+/// Every broker hook: no token scheme (brokers are let in by address or shared secret, which
+/// the description names), refused callers answered 403 in the hooks' `{"ok":false,…}` shape,
+/// and every answer with a body described by a schema. The go-auth backend in more detail.
+fn check_broker_operation(name: &str, path: &str, operation: &Value) {
     assert!(
         operation.get("security").is_none(),
         "{name}: no token scheme opens the hooks"
@@ -198,6 +212,25 @@ fn check_broker_operation(name: &str, operation: &Value) {
         "{name}: the description says who may call it"
     );
     let responses = operation["responses"].as_object().expect("responses");
+    assert_eq!(
+        responses["403"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/BrokerHookAnswer",
+        "{name}: refused callers"
+    );
+    for status in ["200", "400", "503"] {
+        if path.starts_with("/api/broker/http/") && status == "400" {
+            continue;
+        }
+        let content = responses[status]["content"].as_object();
+        assert!(
+            content
+                .is_some_and(|content| content.values().all(|media| media["schema"].is_object())),
+            "{name} {status}: described"
+        );
+    }
+    if !path.starts_with("/api/broker/http/") {
+        return;
+    }
     for status in ["200", "403"] {
         let content = &responses[status]["content"];
         assert_eq!(
@@ -278,7 +311,7 @@ async fn every_operation_is_described_completely() {
         }
         if tags == &vec![json!("broker")] {
             assert!(path.starts_with("/api/broker/"), "{name}: broker path");
-            check_broker_operation(&name, &operation);
+            check_broker_operation(&name, &path, &operation);
             continue;
         }
         assert!(

@@ -25,6 +25,9 @@ pub struct AppState {
     /// Who may call the MQTT broker hooks (`/api/broker/*`): allowed networks and the shared
     /// secret.
     pub broker_access: dialect::broker::HookAccess,
+    /// The broker listeners whose client certificates are trusted
+    /// (`broker.certificate_listeners`).
+    pub broker_certificates: dialect::broker::CertificateListeners,
 }
 
 /// HTTP limits, from the configuration file.

@@ -7,6 +7,7 @@
 //! dropped afterwards.
 #![allow(dead_code)]
 
+pub mod broker;
 pub mod smtp;
 
 use std::path::PathBuf;

@@ -88,6 +88,17 @@ impl Answer {
     /// the kind of failure (never which half of a credential was wrong); an unavailable core
     /// is 503 (brokers treat it as a denial, go-auth logs it as an error).
     pub fn from_core(error: CoreError) -> Self {
+        if let Some(status) = super::failure_status("http", &error) {
+            let error = if status == StatusCode::SERVICE_UNAVAILABLE {
+                "unavailable"
+            } else {
+                "internal error"
+            };
+            return Self {
+                status,
+                error: Some(error.to_owned()),
+            };
+        }
         match error {
             CoreError::Unauthenticated(failure) => Self::deny(match failure {
                 AuthFailure::MissingCredentials | AuthFailure::BadCredentials => {
@@ -103,26 +114,14 @@ impl Answer {
             }),
             CoreError::Locked { .. } => Self::deny("account locked"),
             CoreError::RateLimited { .. } => Self::deny("too many attempts; retry later"),
-            CoreError::Unavailable { reason } => {
-                tracing::warn!(%reason, "broker hook: core unavailable");
-                Self {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    error: Some("unavailable".to_owned()),
-                }
-            }
-            CoreError::Internal(detail) => {
-                tracing::error!(error = %detail, "broker hook: internal error");
-                Self {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    error: Some("internal error".to_owned()),
-                }
-            }
             CoreError::NotFound { .. }
             | CoreError::Conflict { .. }
             | CoreError::Invalid { .. }
             | CoreError::PolicyViolation { .. }
             | CoreError::Rejected(_)
-            | CoreError::Forbidden { .. } => Self::deny("refused"),
+            | CoreError::Forbidden { .. }
+            | CoreError::Unavailable { .. }
+            | CoreError::Internal(_) => Self::deny("refused"),
         }
     }
 

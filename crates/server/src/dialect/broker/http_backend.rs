@@ -16,10 +16,11 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::time::Instant;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::Response;
-use gatehouse_core::broker::{MqttAccess, MqttCredentials};
+use gatehouse_core::broker::MqttAccess;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::openapi::content::ContentBuilder;
@@ -31,7 +32,7 @@ use utoipa::{IntoParams, IntoResponses, PartialSchema, ToSchema};
 use super::access::HookCaller;
 use super::answer::{Answer, AnswerBody};
 use super::params::{HookRequest, Params};
-use super::TAG;
+use super::{connect_with_password, record, Outcome, TAG};
 use crate::AppState;
 
 /// `acc` as documented: a number (JSON) or a decimal string (forms, query strings).
@@ -138,13 +139,14 @@ const FORM: &str = "application/x-www-form-urlencoded";
 /// What every operation's description ends with.
 macro_rules! access_note {
     () => {
-        " Callable only by brokers: from an address in `broker.hook_allowed_addresses` \
-        (default: loopback), or with the header `X-Gatehouse-Broker-Secret` equal to \
-        `broker.hook_secret`; an `Authorization` token does not open it. Parameters come from a \
+        concat!(
+            callers_note!(),
+            " Parameters come from a \
         JSON body, a form body or the query string (body fields win). Answers: 200 \
         `{\"ok\":true}` allows; 403 `{\"ok\":false,\"error\":…}` denies (also malformed \
         requests and refused callers); 503 when Gatehouse cannot decide now. With \
         `?response=text` the body is `ok` or `denied` as plain text."
+        )
     };
 }
 
@@ -200,15 +202,7 @@ impl Hook for User {
         let username = params.required("username")?;
         params.client_id()?;
         let password = params.text("password")?;
-        let login = state
-            .core
-            .mqtt_connect(MqttCredentials {
-                username: Some(username.to_owned()),
-                password: password.map(str::to_owned),
-                certificate_fingerprint: None,
-            })
-            .await;
-        Ok(match login {
+        Ok(match connect_with_password(state, username, password).await {
             Ok(_) => Answer::allow(),
             Err(error) => Answer::from_core(error),
         })
@@ -344,38 +338,31 @@ impl HookCall {
     /// Reads the parameters, decides with hook `H`, counts, logs and renders: the body of every
     /// method of every hook.
     async fn answer<H: Hook>(self) -> Response {
+        let started = Instant::now();
         let answer = match self.request.params {
             Ok(params) => {
                 let username = params.text("username").ok().flatten().map(str::to_owned);
                 let answer = H::decide(&self.state, &params)
                     .await
                     .unwrap_or_else(Answer::deny);
-                finish(H::NAME, username.as_deref(), answer)
+                finish(H::NAME, started, username.as_deref(), answer)
             }
-            Err(reason) => finish(H::NAME, None, Answer::deny(reason)),
+            Err(reason) => finish(H::NAME, started, None, Answer::deny(reason)),
         };
         answer.render(self.request.mode)
     }
 }
 
-/// What one hook answers, counted and logged without secrets.
-fn finish(hook: &'static str, username: Option<&str>, answer: Answer) -> Answer {
-    let result = if answer.allowed() {
-        "allowed"
+/// What one hook answers, counted, timed and logged without secrets.
+fn finish(hook: &'static str, started: Instant, username: Option<&str>, answer: Answer) -> Answer {
+    let outcome = if answer.allowed() {
+        Outcome::Allowed
     } else if answer.is_error() {
-        "error"
+        Outcome::Error
     } else {
-        "denied"
+        Outcome::Denied
     };
-    metrics::counter!("gatehouse_broker_hook_answers_total", "hook" => hook, "result" => result)
-        .increment(1);
-    tracing::debug!(
-        hook,
-        username,
-        result,
-        reason = answer.reason(),
-        "broker hook"
-    );
+    record(hook, outcome, started, username, answer.reason());
     answer
 }
 
