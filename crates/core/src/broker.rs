@@ -22,9 +22,10 @@ use crate::error::{AuthFailure, CoreError, CoreResult};
 use crate::model::{GrantMethod, Role};
 use crate::names::Username;
 use crate::password::PlainPassword;
-use crate::permission::{Context, Operation, PermissionSet};
+use crate::permission::{Context, Operation};
 use crate::service::Gatehouse;
 use crate::topic::{TopicFilter, TopicName};
+use crate::topic_tree::TopicTree;
 
 /// Entries kept at most in each cache; beyond it the cache is emptied (bounds memory under a
 /// flood of random usernames).
@@ -87,7 +88,7 @@ pub struct MqttPrincipal {
     /// See above.
     pub certificate_grant: bool,
     publish_prefix: Option<String>,
-    permissions: PermissionSet,
+    rights: TopicTree,
 }
 
 impl MqttPrincipal {
@@ -111,10 +112,7 @@ impl MqttPrincipal {
                     return refused(full);
                 };
                 MqttDecision {
-                    allowed: self.superuser
-                        || self
-                            .permissions
-                            .allows(Context::Mqtt, Operation::Write, &name),
+                    allowed: self.superuser || self.rights.allows(Operation::Write, &name),
                     topic: full,
                 }
             }
@@ -123,10 +121,7 @@ impl MqttPrincipal {
                     return refused(topic.to_owned());
                 };
                 MqttDecision {
-                    allowed: self.superuser
-                        || self
-                            .permissions
-                            .allows(Context::Mqtt, Operation::Read, &name),
+                    allowed: self.superuser || self.rights.allows(Operation::Read, &name),
                     topic: topic.to_owned(),
                 }
             }
@@ -135,10 +130,7 @@ impl MqttPrincipal {
                     return refused(topic.to_owned());
                 };
                 MqttDecision {
-                    allowed: self.superuser
-                        || self
-                            .permissions
-                            .allows_filter(Context::Mqtt, Operation::Read, &filter),
+                    allowed: self.superuser || self.rights.allows_filter(Operation::Read, &filter),
                     topic: topic.to_owned(),
                 }
             }
@@ -298,12 +290,13 @@ impl Gatehouse {
             password_grant,
             certificate_grant,
             publish_prefix: user.mqtt_publish_prefix,
-            permissions: PermissionSet::new(
+            rights: TopicTree::new(
                 roles
-                    .into_iter()
-                    .flat_map(|role| role.permissions)
-                    .map(|permission| permission.grant)
-                    .filter(|grant| grant.context == Context::Mqtt),
+                    .iter()
+                    .flat_map(|role| &role.permissions)
+                    .map(|permission| &permission.grant)
+                    .filter(|grant| grant.context == Context::Mqtt)
+                    .map(|grant| (grant.resource.filter(), grant.operation)),
             ),
         })))
     }
@@ -532,9 +525,17 @@ impl Gatehouse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::permission::{Grant, Resource};
 
     fn principal(prefix: Option<&str>, grants: &[(&str, Operation)]) -> MqttPrincipal {
+        let filters: Vec<(TopicFilter, Operation)> = grants
+            .iter()
+            .map(|(resource, operation)| {
+                (
+                    TopicFilter::parse(resource, "resource").unwrap(),
+                    *operation,
+                )
+            })
+            .collect();
         MqttPrincipal {
             user_id: Uuid::new_v4(),
             username: "device".into(),
@@ -543,11 +544,11 @@ mod tests {
             password_grant: true,
             certificate_grant: false,
             publish_prefix: prefix.map(str::to_owned),
-            permissions: PermissionSet::new(grants.iter().map(|(resource, operation)| Grant {
-                resource: Resource::parse(resource, Context::Mqtt).unwrap(),
-                operation: *operation,
-                context: Context::Mqtt,
-            })),
+            rights: TopicTree::new(
+                filters
+                    .iter()
+                    .map(|(filter, operation)| (filter, *operation)),
+            ),
         }
     }
 

@@ -24,6 +24,7 @@ pub mod service;
 pub mod store;
 pub mod tokens;
 pub mod topic;
+pub mod topic_tree;
 pub mod users;
 
 pub use error::{AuthFailure, CoreError, CoreResult, PolicyBreach, Rejection};

@@ -146,8 +146,44 @@ fn filter_matches_levels(filter: &str, subject: &str, subject_is_filter: bool) -
     }
 }
 
+/// Generators of topics and filters for property tests, from a small alphabet so that matches,
+/// `$` topics and empty levels come up often.
+#[cfg(test)]
+pub(crate) mod strategies {
+    use proptest::prelude::*;
+
+    fn level() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a".to_owned()),
+            Just("b".to_owned()),
+            Just("".to_owned()),
+            Just("$x".to_owned()),
+            "[a-c]{1,3}",
+        ]
+    }
+    pub(crate) fn topic_strategy() -> impl Strategy<Value = String> {
+        prop::collection::vec(level(), 1..5)
+            .prop_map(|levels| levels.join("/"))
+            .prop_filter("a topic is never empty", |topic| !topic.is_empty())
+    }
+    pub(crate) fn filter_strategy() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop_oneof![level(), Just("+".to_owned())], 1..5)
+            .prop_flat_map(|levels| {
+                prop::bool::ANY.prop_map(move |hash| {
+                    let mut levels = levels.clone();
+                    if hash {
+                        levels.push("#".to_owned());
+                    }
+                    levels.join("/")
+                })
+            })
+            .prop_filter("a filter is never empty", |filter| !filter.is_empty())
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::strategies::{filter_strategy, topic_strategy};
     use super::*;
     use proptest::prelude::*;
 
@@ -246,34 +282,6 @@ mod tests {
         assert!(filter("+/b").covers(&filter("x/b")));
         assert!(!filter("a/+/c").covers(&filter("a/+/#")));
         assert!(filter("#").covers(&filter("#")));
-    }
-
-    fn level() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just("a".to_owned()),
-            Just("b".to_owned()),
-            Just("".to_owned()),
-            Just("$x".to_owned()),
-            "[a-c]{1,3}",
-        ]
-    }
-    fn topic_strategy() -> impl Strategy<Value = String> {
-        prop::collection::vec(level(), 1..5)
-            .prop_map(|levels| levels.join("/"))
-            .prop_filter("a topic is never empty", |topic| !topic.is_empty())
-    }
-    fn filter_strategy() -> impl Strategy<Value = String> {
-        prop::collection::vec(prop_oneof![level(), Just("+".to_owned())], 1..5)
-            .prop_flat_map(|levels| {
-                prop::bool::ANY.prop_map(move |hash| {
-                    let mut levels = levels.clone();
-                    if hash {
-                        levels.push("#".to_owned());
-                    }
-                    levels.join("/")
-                })
-            })
-            .prop_filter("a filter is never empty", |filter| !filter.is_empty())
     }
 
     proptest! {

@@ -23,6 +23,7 @@ both_engines!(
     certificates_count_only_from_trusted_listeners,
     informational_hooks_answer_empty_objects,
     hostile_input_is_a_clear_400,
+    answers_are_counted_and_timed_per_hook,
 );
 
 const WEBHOOK: &str = "/api/broker/vernemq";
@@ -763,4 +764,27 @@ async fn hostile_input_is_a_clear_400(app: TestApp) {
     )
     .await;
     assert_eq!(answer, ok());
+}
+
+async fn answers_are_counted_and_timed_per_hook(app: TestApp) {
+    device(&app).await;
+    let series = |name: &str, result: &str| {
+        format!(
+            "gatehouse_broker_hook_{name}{{hook=\"vernemq_auth_on_publish\",result=\"{result}\""
+        )
+    };
+    // Other tests in this process share the recorder, so counts only grow by at least ours.
+    let allowed_before = app.metric_value(&series("answers_total", "allowed")).await;
+    let denied_before = app.metric_value(&series("answers_total", "denied")).await;
+    decide(&app, "auth_on_publish", publish(DEVICE, "test/topic")).await;
+    decide(&app, "auth_on_publish", publish(DEVICE, "test/topic")).await;
+    decide(&app, "auth_on_publish", publish(DEVICE, "elsewhere")).await;
+    assert!(app.metric_value(&series("answers_total", "allowed")).await >= allowed_before + 2.0);
+    assert!(app.metric_value(&series("answers_total", "denied")).await >= denied_before + 1.0);
+    assert!(
+        app.metric_value(&series("duration_seconds_count", "allowed"))
+            .await
+            >= 2.0,
+        "a latency histogram per hook and result"
+    );
 }

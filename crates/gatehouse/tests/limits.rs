@@ -240,29 +240,15 @@ async fn cors_is_off_by_default_and_follows_configuration(app: TestApp) {
         .is_none());
 }
 
-async fn metric_value(app: &TestApp, prefix: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|line| line.starts_with(prefix))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 async fn metrics_count_routes_logins_and_the_hashing_queue(app: TestApp) {
     let user = app.create_user("metered", "secret1", &[]).await;
     let id = user["id"].as_str().unwrap();
     let route =
         r#"gatehouse_http_requests_total{method="GET",route="/api/users/{id}",status="200"}"#;
-    let before = metric_value(&app, route).await;
-    let failures_before = metric_value(&app, r#"gatehouse_logins_total{outcome="failure"}"#).await;
+    let before = app.metric_value(route).await;
+    let failures_before = app
+        .metric_value(r#"gatehouse_logins_total{outcome="failure"}"#)
+        .await;
     for _ in 0..3 {
         assert_eq!(
             app.get(&format!("/api/users/{id}"), &app.admin_token)
@@ -285,9 +271,10 @@ async fn metrics_count_routes_logins_and_the_hashing_queue(app: TestApp) {
         .starts_with("text/plain"));
     let text = response.text().await.unwrap();
     // Other tests in this process share the recorder, so counts only grow by at least ours.
-    assert!(metric_value(&app, route).await >= before + 3.0, "{text}");
+    assert!(app.metric_value(route).await >= before + 3.0, "{text}");
     assert!(
-        metric_value(&app, r#"gatehouse_logins_total{outcome="failure"}"#).await
+        app.metric_value(r#"gatehouse_logins_total{outcome="failure"}"#)
+            .await
             >= failures_before + 1.0
     );
     assert!(

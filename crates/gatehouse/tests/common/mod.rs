@@ -350,6 +350,24 @@ impl TestApp {
         body
     }
 
+    /// The sum of the `/metrics` samples whose line starts with `prefix` (a series name with
+    /// some of its labels).
+    pub async fn metric_value(&self, prefix: &str) -> f64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// The id of the built-in role `name`.
     pub async fn role_id(&self, name: &str) -> String {
         let (status, body) = self

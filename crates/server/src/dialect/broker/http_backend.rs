@@ -202,10 +202,12 @@ impl Hook for User {
         let username = params.required("username")?;
         params.client_id()?;
         let password = params.text("password")?;
-        Ok(match connect_with_password(state, username, password).await {
-            Ok(_) => Answer::allow(),
-            Err(error) => Answer::from_core(error),
-        })
+        Ok(
+            match connect_with_password(state, username, password).await {
+                Ok(_) => Answer::allow(),
+                Err(error) => Answer::from_core(error),
+            },
+        )
     }
 }
 

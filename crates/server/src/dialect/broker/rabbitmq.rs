@@ -225,10 +225,12 @@ async fn known(state: &AppState, username: &str) -> Answer {
 async fn user(state: &AppState, params: &Params) -> Result<Answer, String> {
     let username = params.required("username")?;
     let password = params.text("password")?;
-    Ok(match connect_with_password(state, username, password).await {
-        Ok(_) => Answer::ALLOW,
-        Err(error) => Answer::from_core(error),
-    })
+    Ok(
+        match connect_with_password(state, username, password).await {
+            Ok(_) => Answer::ALLOW,
+            Err(error) => Answer::from_core(error),
+        },
+    )
 }
 
 async fn vhost(state: &AppState, params: &Params) -> Result<Answer, String> {

@@ -260,9 +260,11 @@ impl Answer {
     /// A refused credential or an unavailable core.
     fn from_core(error: CoreError) -> Self {
         match failure_status("vernemq", &error) {
-            Some(StatusCode::SERVICE_UNAVAILABLE) => {
-                Self::failed(StatusCode::SERVICE_UNAVAILABLE, Outcome::Error, "unavailable")
-            }
+            Some(StatusCode::SERVICE_UNAVAILABLE) => Self::failed(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Outcome::Error,
+                "unavailable",
+            ),
             Some(status) => Self::failed(status, Outcome::Error, "internal_error"),
             None => Self::refused(NOT_ALLOWED),
         }
