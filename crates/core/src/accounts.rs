@@ -8,8 +8,7 @@ use crate::auth::PASSWORD_HISTORY_KEEP;
 use crate::error::{CoreError, CoreResult, Rejection};
 use crate::mail::Mail;
 use crate::model::{
-    Authority, CredentialToken, GrantMethod, GrantType, IdentityProvider, Profile, Tenancy,
-    TokenPurpose, User, NULL_UUID,
+    Authority, CredentialToken, IdentityProvider, Profile, Tenancy, TokenPurpose, User, NULL_UUID,
 };
 use crate::names::Email;
 use crate::password::PlainPassword;
@@ -352,23 +351,13 @@ impl Gatehouse {
         let tenancy = placed_tenancy(actor, draft.tenancy)?;
         let mut profile = draft.profile;
         profile.email = Some(draft.email.as_str().to_owned());
-        let user = User {
-            id: Uuid::new_v4(),
-            username: draft.email.to_username().as_str().to_owned(),
-            auto_generated: false,
-            mqtt_publish_prefix: None,
-            identity_provider: IdentityProvider::Local,
-            grant_types: vec![GrantType {
-                method: GrantMethod::Password,
-                is_required: false,
-            }],
-            enforce_mfa_enrollment: false,
-            mfa_enrolled: false,
-            created_at: self.clock.now_millis(),
+        let user = User::local(
+            draft.email.to_username().as_str().to_owned(),
+            self.clock.now_millis(),
             profile,
             tenancy,
-            credentials_enabled: false,
-        };
+            false,
+        );
         if !may_manage(actor, &user, Access::Write) {
             return Err(forbidden());
         }

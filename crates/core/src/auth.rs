@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use crate::error::{AuthFailure, CoreError, CoreResult, PolicyBreach, Rejection};
 use crate::model::{
-    GrantMethod, GrantType, IdentityProvider, Profile, Session, SessionKind, Tenancy, TokenPurpose,
-    User, UserCredentials,
+    GrantMethod, IdentityProvider, Profile, Session, SessionKind, Tenancy, TokenPurpose, User,
+    UserCredentials,
 };
 use crate::names::Username;
 use crate::password::PlainPassword;
@@ -438,23 +438,13 @@ impl Gatehouse {
             .into_iter()
             .find(|role| role.builtin)
             .ok_or(CoreError::internal("the built-in admin role is missing"))?;
-        let user = User {
-            id: Uuid::new_v4(),
-            username: ADMIN_USERNAME.to_owned(),
-            auto_generated: false,
-            mqtt_publish_prefix: None,
-            identity_provider: IdentityProvider::Local,
-            grant_types: vec![GrantType {
-                method: GrantMethod::Password,
-                is_required: false,
-            }],
-            enforce_mfa_enrollment: false,
-            mfa_enrolled: false,
-            created_at: self.clock.now_millis(),
-            profile: Profile::default(),
-            tenancy: Tenancy::system_admin(),
-            credentials_enabled: true,
-        };
+        let user = User::local(
+            ADMIN_USERNAME.to_owned(),
+            self.clock.now_millis(),
+            Profile::default(),
+            Tenancy::system_admin(),
+            true,
+        );
         let new_user = NewUser {
             user,
             password_hash: Some(self.hasher.hash(&password).await?),

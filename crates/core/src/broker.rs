@@ -72,6 +72,21 @@ pub struct MqttDecision {
     pub topic: String,
 }
 
+impl MqttDecision {
+    /// Whether the broker must publish on another topic than the one it asked about (the
+    /// user's publish prefix).
+    pub fn rewrites(&self, asked: &str) -> bool {
+        self.topic != asked
+    }
+
+    /// The decision for a broker that can only allow or deny, never rewrite (go-auth, amqtt,
+    /// EMQX, RabbitMQ): a publish that needs the prefix is refused, since allowing it would
+    /// put the message on the unprefixed topic, which the user's permissions do not cover.
+    pub fn allows_as_asked(&self, asked: &str) -> bool {
+        self.allowed && !self.rewrites(asked)
+    }
+}
+
 /// A user compiled for broker checks.
 #[derive(Debug)]
 pub struct MqttPrincipal {

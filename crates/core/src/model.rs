@@ -179,6 +179,35 @@ pub struct User {
 }
 
 impl User {
+    /// A new local user who logs in with a password (and holds no other grant), not
+    /// auto-generated, with no publish prefix and no MFA: the shape of every user Gatehouse
+    /// creates itself (the bootstrap administrator, ThingsBoard's `POST /api/user`).
+    pub fn local(
+        username: String,
+        created_at: i64,
+        profile: Profile,
+        tenancy: Tenancy,
+        credentials_enabled: bool,
+    ) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            username,
+            auto_generated: false,
+            mqtt_publish_prefix: None,
+            identity_provider: IdentityProvider::Local,
+            grant_types: vec![GrantType {
+                method: GrantMethod::Password,
+                is_required: false,
+            }],
+            enforce_mfa_enrollment: false,
+            mfa_enrolled: false,
+            created_at,
+            profile,
+            tenancy,
+            credentials_enabled,
+        }
+    }
+
     /// The name ThingsBoard clients see as `email` and the tokens' `sub`: the email, or the
     /// login name for users that have none.
     pub fn email_or_username(&self) -> &str {

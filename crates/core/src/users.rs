@@ -77,6 +77,13 @@ pub struct UserView {
     pub sessions: Vec<Session>,
 }
 
+/// The fingerprint Gatehouse binds certificates by: lower-case hex SHA-256 of the DER encoding,
+/// in the form [`parse_fingerprint`] stores.
+pub fn certificate_fingerprint(der: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(der))
+}
+
 /// Normalises a certificate fingerprint: hex SHA-1 (40) or SHA-256 (64 digits), `:` separators
 /// allowed, stored in lower case without separators.
 pub fn parse_fingerprint(text: &str) -> CoreResult<String> {

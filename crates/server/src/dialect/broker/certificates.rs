@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use base64::Engine;
 use gatehouse_core::broker::PresentedCertificate;
-use sha2::{Digest, Sha256};
 
 /// The broker listeners whose client certificates are trusted. Entries are compared with what
 /// the broker says about the listener: VerneMQ's `listener_addr:listener_port` (an entry
@@ -74,7 +73,7 @@ pub fn read_client_cert(base64_text: &str) -> Result<PresentedCertificate, &'sta
         .to_owned();
     Ok(PresentedCertificate {
         common_name,
-        fingerprint: Some(hex::encode(Sha256::digest(&der))),
+        fingerprint: Some(gatehouse_core::users::certificate_fingerprint(&der)),
     })
 }
 

@@ -233,8 +233,7 @@ async fn authorize(state: &AppState, params: &Params) -> Result<Answer, String> 
             Ok(decision) => decision,
             Err(error) => return Ok(Answer::from_core(error)),
         };
-        // A publish prefix would need a rewrite this protocol cannot express.
-        if !decision.allowed || decision.topic != topic {
+        if !decision.allows_as_asked(topic) {
             return Ok(Answer::deny());
         }
     }

@@ -265,7 +265,7 @@ impl Hook for Acl {
             if !decision.allowed {
                 return Ok(Answer::deny("not allowed"));
             }
-            if decision.topic != topic {
+            if decision.rewrites(topic) {
                 return Ok(Answer::deny(
                     "the user has a publish prefix, which this hook cannot apply",
                 ));

@@ -276,7 +276,7 @@ async fn topic(state: &AppState, params: &Params) -> Result<Answer, String> {
     let topic = mqtt_topic(routing_key);
     Ok(
         match state.core.mqtt_authorize(username, access, &topic).await {
-            Ok(decision) => Answer::decided(decision.allowed && decision.topic == topic),
+            Ok(decision) => Answer::decided(decision.allows_as_asked(&topic)),
             Err(error) => Answer::from_core(error),
         },
     )
