@@ -4,6 +4,8 @@
 use uuid::Uuid;
 
 use crate::error::{AuthFailure, CoreError, CoreResult, PolicyBreach, Rejection};
+use crate::mfa::flows::SecondStep;
+use crate::mfa::{MfaChallenge, MfaScope};
 use crate::model::{
     GrantMethod, IdentityProvider, Profile, Session, SessionKind, Tenancy, TokenPurpose, User,
     UserCredentials,
@@ -54,6 +56,17 @@ pub struct LoginOutcome {
     pub permissions: Vec<Permission>,
 }
 
+/// What a Connectware login produced.
+#[derive(Debug, Clone)]
+pub enum LoginResult {
+    /// A usable token.
+    Complete(LoginOutcome),
+    /// A second factor is needed first; the challenge's token is Connectware's `secret`.
+    NeedsMfa(MfaChallenge),
+    /// MFA enrolment is due: the token opens only the enrolment endpoints until it is done.
+    NeedsEnrolment(LoginOutcome),
+}
+
 /// A login request.
 #[derive(Debug, Clone)]
 pub struct LoginRequest {
@@ -73,8 +86,9 @@ pub struct LoginRequest {
 pub(crate) const PASSWORD_HISTORY_KEEP: u32 = 10;
 
 impl Gatehouse {
-    /// Checks username and password and opens a session with a token.
-    pub async fn login(&self, request: LoginRequest) -> CoreResult<LoginOutcome> {
+    /// Checks username and password and opens a session with a token, or the MFA step that
+    /// must come first.
+    pub async fn login(&self, request: LoginRequest) -> CoreResult<LoginResult> {
         let lifetime_hours = request
             .lifetime_hours
             .unwrap_or(u64::from(self.settings.default_token_hours));
@@ -95,6 +109,46 @@ impl Gatehouse {
         let user = self
             .verify_password_login(&request.username, &request.password, request.client)
             .await?;
+        match self.second_step(&user).await? {
+            SecondStep::None => Ok(LoginResult::Complete(
+                self.open_token_session(user, SessionKind::Token, lifetime_hours, request.label)
+                    .await?,
+            )),
+            SecondStep::Verify => {
+                // Connectware has no endpoint to ask for a mailed or texted code: it is sent now.
+                if let Err(error) = self.send_login_code_if_needed(&user).await {
+                    tracing::warn!(user_id = %user.id, %error, "no verification code sent");
+                }
+                let challenge = self
+                    .open_mfa_challenge(
+                        &user,
+                        MfaScope::PreVerification,
+                        Some(lifetime_hours),
+                        request.label,
+                    )
+                    .await?;
+                Ok(LoginResult::NeedsMfa(challenge))
+            }
+            SecondStep::Enrol => Ok(LoginResult::NeedsEnrolment(
+                self.open_token_session(
+                    user,
+                    SessionKind::Enrolment,
+                    lifetime_hours,
+                    request.label,
+                )
+                .await?,
+            )),
+        }
+    }
+
+    /// Opens a Connectware token session of `kind` for a user who has proven who it is.
+    pub async fn open_token_session(
+        &self,
+        user: User,
+        kind: SessionKind,
+        lifetime_hours: u64,
+        label: Option<String>,
+    ) -> CoreResult<LoginOutcome> {
         let now = self.clock.now_millis();
         let lifetime_millis = i64::try_from(lifetime_hours)
             .unwrap_or(i64::MAX)
@@ -112,21 +166,40 @@ impl Gatehouse {
         let session = Session {
             id: session_id,
             user_id: user.id,
-            kind: SessionKind::Token,
+            kind,
             fingerprint: digest_hex(&token),
-            label: request.label,
+            label,
             created_at: now,
             expires_at,
         };
         self.store.insert_session(session.clone()).await?;
         let permissions = self.store.permissions_of_user(user.id).await?;
-        tracing::info!(user_id = %user.id, session_id = %session.id, "login succeeded");
+        tracing::info!(user_id = %user.id, session_id = %session.id, kind = kind.as_str(), "login succeeded");
         Ok(LoginOutcome {
             token,
             session,
             user,
             permissions,
         })
+    }
+
+    /// Connectware's `/api/mfa/login`: completes a login's second step and opens the token
+    /// session the first step asked for.
+    pub async fn login_second_factor(
+        &self,
+        username: &str,
+        secret: &str,
+        otp: Option<&str>,
+        backup_code: Option<&str>,
+    ) -> CoreResult<LoginOutcome> {
+        let (user, challenge) = self
+            .complete_connectware_mfa(username, secret, otp, backup_code)
+            .await?;
+        let hours = challenge
+            .token_hours
+            .unwrap_or(u64::from(self.settings.default_token_hours));
+        self.open_token_session(user, SessionKind::Token, hours, challenge.label)
+            .await
     }
 
     /// The password check of every dialect's login, in ThingsBoard's order: rate limits; the
@@ -255,6 +328,21 @@ impl Gatehouse {
     /// password change, an administrator disabling the user), whose user was deleted, or that
     /// has expired is refused.
     pub async fn authenticate(&self, token: &str) -> CoreResult<Principal> {
+        self.authenticate_token(token, false).await
+    }
+
+    /// Like [`Gatehouse::authenticate`], but also accepts the Connectware token of a user who
+    /// must enrol MFA first (its session is of kind [`SessionKind::Enrolment`]): for the
+    /// enrolment endpoints only.
+    pub async fn authenticate_enrolling(&self, token: &str) -> CoreResult<Principal> {
+        self.authenticate_token(token, true).await
+    }
+
+    async fn authenticate_token(
+        &self,
+        token: &str,
+        allow_enrolment: bool,
+    ) -> CoreResult<Principal> {
         const REJECTED: CoreError = CoreError::Unauthenticated(AuthFailure::TokenExpired);
         let now = self.clock.now_millis();
         let (subject, kind) = match self.keys.verify(token, now) {
@@ -274,8 +362,12 @@ impl Gatehouse {
                 digest_hex(token).as_bytes(),
                 session.fingerprint.as_bytes(),
             ));
+        let kind_matches = session.kind == kind
+            || (allow_enrolment
+                && kind == SessionKind::Token
+                && session.kind == SessionKind::Enrolment);
         if session.user_id != subject.user_id
-            || session.kind != kind
+            || !kind_matches
             || session.expires_at <= now
             || !fingerprint_matches
         {

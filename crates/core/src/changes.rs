@@ -15,12 +15,15 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::error::CoreResult;
+use crate::mfa::{MfaFactor, MfaProvider};
 use crate::model::{
-    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, TokenPurpose, User,
-    UserCredentials,
+    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, SessionKind,
+    TokenPurpose, User, UserCredentials,
 };
 use crate::permission::Permission;
-use crate::store::{ApiKeyQuery, NewUser, PasswordChange, RoleQuery, Store, UserQuery, UserUpdate};
+use crate::store::{
+    ApiKeyQuery, MfaAttempt, NewUser, PasswordChange, RoleQuery, Store, UserQuery, UserUpdate,
+};
 
 /// The generation of identity data in this process.
 #[derive(Debug, Clone, Default)]
@@ -166,7 +169,9 @@ impl Store for NotifyingStore {
     }
 
     // --- everything else forwards unchanged: reads, failed-attempt counting, credential
-    // tokens, API keys (not cached), sessions and settings
+    // tokens, API keys, MFA factors (none of them cached: the broker hot path authenticates
+    // with passwords, certificates and tokens, never with a second factor), sessions and
+    // settings
 
     async fn user(&self, id: Uuid) -> CoreResult<Option<User>> {
         self.inner.user(id).await
@@ -308,6 +313,88 @@ impl Store for NotifyingStore {
 
     async fn revoke_sessions(&self, user_id: Uuid, key: Option<&str>) -> CoreResult<u64> {
         self.inner.revoke_sessions(user_id, key).await
+    }
+
+    async fn promote_session(
+        &self,
+        session_id: Uuid,
+        from: SessionKind,
+        to: SessionKind,
+    ) -> CoreResult<bool> {
+        self.inner.promote_session(session_id, from, to).await
+    }
+
+    async fn mfa_factors(&self, user_id: Uuid) -> CoreResult<Vec<MfaFactor>> {
+        self.inner.mfa_factors(user_id).await
+    }
+
+    async fn save_mfa_factor(
+        &self,
+        factor: MfaFactor,
+        backup_code_digests: Option<Vec<String>>,
+    ) -> CoreResult<()> {
+        self.inner
+            .save_mfa_factor(factor, backup_code_digests)
+            .await
+    }
+
+    async fn delete_mfa_factors(
+        &self,
+        user_id: Uuid,
+        providers: &[MfaProvider],
+    ) -> CoreResult<u64> {
+        self.inner.delete_mfa_factors(user_id, providers).await
+    }
+
+    async fn accept_totp_step(&self, user_id: Uuid, step: u64) -> CoreResult<bool> {
+        self.inner.accept_totp_step(user_id, step).await
+    }
+
+    async fn consume_backup_code(&self, user_id: Uuid, digest: &str) -> CoreResult<bool> {
+        self.inner.consume_backup_code(user_id, digest).await
+    }
+
+    async fn set_mfa_code(
+        &self,
+        user_id: Uuid,
+        provider: MfaProvider,
+        enrolled: bool,
+        digest: &str,
+        expires_at: i64,
+    ) -> CoreResult<bool> {
+        self.inner
+            .set_mfa_code(user_id, provider, enrolled, digest, expires_at)
+            .await
+    }
+
+    async fn consume_mfa_code(
+        &self,
+        user_id: Uuid,
+        provider: MfaProvider,
+        enrolled: bool,
+        digest: &str,
+        now: i64,
+    ) -> CoreResult<bool> {
+        self.inner
+            .consume_mfa_code(user_id, provider, enrolled, digest, now)
+            .await
+    }
+
+    async fn reserve_mfa_attempt(
+        &self,
+        user_id: Uuid,
+        limit: Option<u32>,
+        now: i64,
+    ) -> CoreResult<MfaAttempt> {
+        self.inner.reserve_mfa_attempt(user_id, limit, now).await
+    }
+
+    async fn ban_mfa(&self, user_id: Uuid, until: i64, now: i64) -> CoreResult<i64> {
+        self.inner.ban_mfa(user_id, until, now).await
+    }
+
+    async fn reset_mfa_attempts(&self, user_id: Uuid) -> CoreResult<()> {
+        self.inner.reset_mfa_attempts(user_id).await
     }
 
     async fn setting(&self, key: &str) -> CoreResult<Option<String>> {

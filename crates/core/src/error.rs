@@ -140,6 +140,13 @@ pub enum AuthFailure {
     /// The API key has expired.
     #[error("the API key has expired")]
     ApiKeyExpired,
+    /// Too many wrong second-factor codes: the user is banned for a while (or, with no
+    /// `retry_after_secs`, disabled until an administrator enables it).
+    #[error("too many failed login attempts")]
+    MfaBanned {
+        /// Seconds until the ban ends, when it ends by itself.
+        retry_after_secs: Option<u64>,
+    },
 }
 
 /// Why a credential operation was refused. Each dialect words these in its own way.
@@ -169,6 +176,27 @@ pub enum Rejection {
     /// The user's password is managed elsewhere (LDAP, Entra ID).
     #[error("the password of an externally managed user cannot be changed here")]
     ExternallyManaged,
+    /// A second-factor code is wrong, expired or used already.
+    #[error("the verification code is incorrect")]
+    InvalidVerificationCode,
+    /// The user has no factor of the requested provider.
+    #[error("2FA is not configured for the account")]
+    MfaNotConfigured,
+    /// The provider is not enabled in the platform settings.
+    #[error("the 2FA provider is not enabled")]
+    MfaProviderDisabled,
+    /// The user has a factor of this provider already.
+    #[error("the 2FA provider is already configured")]
+    MfaAlreadyConfigured,
+    /// The last factor of a user who must use 2FA cannot be removed.
+    #[error("at least one 2FA provider is required")]
+    MfaRequired,
+    /// Backup codes back up another factor, which must be configured first.
+    #[error("backup codes require another 2FA provider to be configured first")]
+    MfaNeedsPrimary,
+    /// A confirmation without a started enrolment.
+    #[error("no MFA enrolment is in progress; start one with /api/mfa/enable")]
+    NoEnrolmentInProgress,
 }
 
 /// One broken rule of the password policy.

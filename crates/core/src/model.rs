@@ -289,6 +289,13 @@ pub enum SessionKind {
     /// current refresh token, rotated on every refresh. Access tokens of the pair are
     /// short-lived and valid while the session exists.
     Pair,
+    /// A Connectware token of a user who must enrol MFA first: it opens only the enrolment
+    /// endpoints, and becomes a [`SessionKind::Token`] once enrolment succeeds.
+    Enrolment,
+    /// A second-factor step in progress (ThingsBoard's `PRE_VERIFICATION_TOKEN` and
+    /// `MFA_CONFIGURATION_TOKEN`, Connectware's login `secret`): it opens only the MFA
+    /// endpoints of its scope and is consumed when the login completes.
+    MfaPending,
 }
 
 impl SessionKind {
@@ -297,6 +304,8 @@ impl SessionKind {
         match self {
             SessionKind::Token => "token",
             SessionKind::Pair => "pair",
+            SessionKind::Enrolment => "enrolment",
+            SessionKind::MfaPending => "mfa",
         }
     }
 
@@ -305,6 +314,8 @@ impl SessionKind {
         match text {
             "token" => Some(SessionKind::Token),
             "pair" => Some(SessionKind::Pair),
+            "enrolment" => Some(SessionKind::Enrolment),
+            "mfa" => Some(SessionKind::MfaPending),
             _ => None,
         }
     }

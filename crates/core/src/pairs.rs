@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::{AuthFailure, CoreError, CoreResult};
+use crate::mfa::flows::SecondStep;
+use crate::mfa::{MfaChallenge, MfaScope};
 use crate::model::{Session, SessionKind, User};
 use crate::password::PlainPassword;
 use crate::service::Gatehouse;
@@ -91,6 +93,15 @@ pub struct TokenPair {
     pub refresh_token: String,
 }
 
+/// What a ThingsBoard login produced.
+#[derive(Debug, Clone)]
+pub enum PairLogin {
+    /// A full token pair.
+    Pair(TokenPair),
+    /// An MFA token of the challenge's scope (no refresh token).
+    Mfa(Box<MfaChallenge>),
+}
+
 struct SignedPair {
     pair: TokenPair,
     refresh_expires_at: i64,
@@ -98,17 +109,32 @@ struct SignedPair {
 
 impl Gatehouse {
     /// Checks username and password (see [`Gatehouse::verify_password_login`]) and opens a
-    /// pair session.
+    /// pair session, or the MFA step that must come first.
     pub async fn login_pair(
         &self,
         login: &str,
         password: &PlainPassword,
         client: Option<std::net::IpAddr>,
-    ) -> CoreResult<TokenPair> {
+    ) -> CoreResult<PairLogin> {
         let user = self.verify_password_login(login, password, client).await?;
-        let pair = self.open_pair_session(&user).await?;
-        tracing::info!(user_id = %user.id, "login succeeded (token pair)");
-        Ok(pair)
+        self.pair_or_mfa(&user).await
+    }
+
+    /// The end of a ThingsBoard login of a user who has proven its password: a pair, or an MFA
+    /// token (`PRE_VERIFICATION_TOKEN` when it has a factor, `MFA_CONFIGURATION_TOKEN` when it
+    /// must enrol one first).
+    pub async fn pair_or_mfa(&self, user: &User) -> CoreResult<PairLogin> {
+        let scope = match self.second_step(user).await? {
+            SecondStep::None => {
+                let pair = self.open_pair_session(user).await?;
+                tracing::info!(user_id = %user.id, "login succeeded (token pair)");
+                return Ok(PairLogin::Pair(pair));
+            }
+            SecondStep::Verify => MfaScope::PreVerification,
+            SecondStep::Enrol => MfaScope::Configuration,
+        };
+        let challenge = self.open_mfa_challenge(user, scope, None, None).await?;
+        Ok(PairLogin::Mfa(Box::new(challenge)))
     }
 
     /// Opens a new pair session for a user who has just proven who it is.

@@ -11,8 +11,11 @@ use crate::clock::Clock;
 use crate::error::{CoreError, CoreResult};
 use crate::hashing::PasswordHasher;
 use crate::mail::{Mailer, NoMailer};
+use crate::mfa::verify::MfaLimits;
+use crate::mfa::{MfaSettings, NoSmsSender, SmsSender};
 use crate::password::PasswordPolicy;
 use crate::ratelimit::{RateLimit, RateLimiter};
+use crate::sealing::SealingKey;
 use crate::store::Store;
 use crate::tokens::TokenKeys;
 
@@ -59,6 +62,9 @@ pub struct CoreSettings {
     /// `[auth]`.
     #[serde(skip)]
     pub broker: crate::broker::BrokerSettings,
+    /// MFA defaults and the ban. Configured in the file's `[mfa]` section.
+    #[serde(skip)]
+    pub mfa: MfaSettings,
 }
 
 impl Default for CoreSettings {
@@ -78,6 +84,7 @@ impl Default for CoreSettings {
             },
             token_pair: TokenPairSettings::default(),
             broker: crate::broker::BrokerSettings::default(),
+            mfa: MfaSettings::default(),
         }
     }
 }
@@ -105,6 +112,25 @@ impl CoreSettings {
                 "must not be empty",
             ));
         }
+        let mfa = &self.mfa;
+        if mfa.backup_codes == 0 || mfa.backup_codes > 100 {
+            return Err(CoreError::invalid(
+                "mfa.backup_codes",
+                "must be between 1 and 100",
+            ));
+        }
+        if mfa.verification_seconds < 60 {
+            return Err(CoreError::invalid(
+                "mfa.verification_seconds",
+                "must be at least 60",
+            ));
+        }
+        if mfa.issuer.trim().is_empty() || mfa.issuer.contains(':') {
+            return Err(CoreError::invalid(
+                "mfa.issuer",
+                "must not be empty nor contain ':'",
+            ));
+        }
         if self.default_token_hours > self.max_token_hours {
             return Err(CoreError::invalid(
                 "auth.default_token_hours",
@@ -128,6 +154,9 @@ pub struct Gatehouse {
     pub(crate) broker: Arc<crate::broker::BrokerCaches>,
     pub(crate) public_url: String,
     pub(crate) identity: IdentityGeneration,
+    pub(crate) sealing: SealingKey,
+    pub(crate) sms: Arc<dyn SmsSender>,
+    pub(crate) mfa_limits: Arc<MfaLimits>,
 }
 
 /// The login rate limiters, and the limits on password-reset link checks and mails.
@@ -140,11 +169,13 @@ pub(crate) struct LoginLimits {
 
 impl Gatehouse {
     /// Assembles the core from its parts. The store is wrapped in a [`NotifyingStore`], so
-    /// every write of identity data bumps [`Gatehouse::identity_generation`].
+    /// every write of identity data bumps [`Gatehouse::identity_generation`]. `sealing` seals
+    /// TOTP seeds and keys the digests of one-time codes (see [`crate::sealing`]).
     pub fn new(
         store: Arc<dyn Store>,
         hasher: PasswordHasher,
         keys: TokenKeys,
+        sealing: SealingKey,
         clock: Arc<dyn Clock>,
         settings: CoreSettings,
     ) -> Self {
@@ -181,7 +212,16 @@ impl Gatehouse {
             broker: Arc::new(crate::broker::BrokerCaches::new()),
             public_url: "http://127.0.0.1:8080".to_owned(),
             identity,
+            sealing,
+            sms: Arc::new(NoSmsSender),
+            mfa_limits: Arc::new(MfaLimits::default()),
         }
+    }
+
+    /// Sends MFA codes by SMS through `sms`.
+    pub fn with_sms(mut self, sms: Arc<dyn SmsSender>) -> Self {
+        self.sms = sms;
+        self
     }
 
     /// Uses `mailer` for outgoing mail, with links under `public_url` (the externally visible

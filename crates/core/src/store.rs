@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::error::CoreResult;
+use crate::mfa::{MfaFactor, MfaProvider};
 use crate::model::{
-    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, TokenPurpose, User,
-    UserCredentials,
+    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, SessionKind,
+    TokenPurpose, User, UserCredentials,
 };
 use crate::permission::Permission;
 
@@ -122,6 +123,17 @@ pub enum ApiKeySort {
     Description,
     /// `enabled`.
     Enabled,
+}
+
+/// The outcome of reserving a second-factor attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaAttempt {
+    /// Counted; the user's failures including this attempt.
+    Counted(u32),
+    /// The limit is used up (and the user is not banned yet): nothing was counted.
+    Exhausted,
+    /// The user is banned until this time, Unix ms: nothing was counted.
+    BannedUntil(i64),
 }
 
 /// The storage operations of the identity core.
@@ -271,6 +283,71 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes the user's sessions whose id or fingerprint equals `key`, or all of them when
     /// `key` is `None`; returns how many were revoked.
     async fn revoke_sessions(&self, user_id: Uuid, key: Option<&str>) -> CoreResult<u64>;
+
+    /// Changes a session's kind from `from` to `to` (an enrolment-only token becoming a full
+    /// one); false when the session is gone or of another kind.
+    async fn promote_session(
+        &self,
+        session_id: Uuid,
+        from: SessionKind,
+        to: SessionKind,
+    ) -> CoreResult<bool>;
+
+    // --- MFA factors (every check that uses something up is atomic)
+    /// The user's factors, enrolled and pending, with backup codes counted.
+    async fn mfa_factors(&self, user_id: Uuid) -> CoreResult<Vec<MfaFactor>>;
+    /// Stores a factor, replacing the user's factor of the same provider and state, in one
+    /// transaction that also: deletes the pending factor of the provider when an enrolled one is
+    /// saved; clears the default flag of the user's other factors when this one is the default;
+    /// replaces the user's backup codes with `backup_code_digests` when given; keeps the
+    /// TOTP replay guard of the row (steps only grow); and keeps the user's `mfa_enrolled` flag in step.
+    async fn save_mfa_factor(
+        &self,
+        factor: MfaFactor,
+        backup_code_digests: Option<Vec<String>>,
+    ) -> CoreResult<()>;
+    /// Deletes the user's factors (enrolled and pending) of `providers`, backup codes with
+    /// `BACKUP_CODE`, and keeps `mfa_enrolled` in step; returns how many rows went.
+    async fn delete_mfa_factors(&self, user_id: Uuid, providers: &[MfaProvider])
+        -> CoreResult<u64>;
+    /// Accepts TOTP `step` for the user's enrolled TOTP only if it is later than the last one
+    /// accepted (no replay); false otherwise.
+    async fn accept_totp_step(&self, user_id: Uuid, step: u64) -> CoreResult<bool>;
+    /// Deletes one of the user's backup codes by digest; false if it was not there.
+    async fn consume_backup_code(&self, user_id: Uuid, digest: &str) -> CoreResult<bool>;
+    /// Stores the digest and expiry of a sent code on the user's factor of `provider` (enrolled
+    /// or pending), replacing any earlier code; false if there is no such factor.
+    async fn set_mfa_code(
+        &self,
+        user_id: Uuid,
+        provider: MfaProvider,
+        enrolled: bool,
+        digest: &str,
+        expires_at: i64,
+    ) -> CoreResult<bool>;
+    /// Clears the sent code of the factor if it has this digest and has not expired at `now`;
+    /// true when it matched (a code works once).
+    async fn consume_mfa_code(
+        &self,
+        user_id: Uuid,
+        provider: MfaProvider,
+        enrolled: bool,
+        digest: &str,
+        now: i64,
+    ) -> CoreResult<bool>;
+    /// Counts one more second-factor attempt unless the user is banned at `now` or `limit`
+    /// failures are counted already (`None`: no limit).
+    async fn reserve_mfa_attempt(
+        &self,
+        user_id: Uuid,
+        limit: Option<u32>,
+        now: i64,
+    ) -> CoreResult<MfaAttempt>;
+    /// Bans the user until `until` and clears its failures, unless a ban is in force at `now`;
+    /// returns the end of the ban in force afterwards.
+    async fn ban_mfa(&self, user_id: Uuid, until: i64, now: i64) -> CoreResult<i64>;
+    /// Clears the user's second-factor failures after a success.
+    async fn reset_mfa_attempts(&self, user_id: Uuid) -> CoreResult<()>;
 
     // --- settings
     /// The value stored under `key`, if any.

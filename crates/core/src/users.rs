@@ -368,6 +368,9 @@ impl Gatehouse {
             own_role,
         };
         self.store.update_user(id, update).await?;
+        if patch.disable_mfa {
+            self.remove_mfa_factors(id).await?;
+        }
         self.user_view(id).await
     }
 

@@ -10,10 +10,12 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use gatehouse_core::broker::BrokerSettings;
 use gatehouse_core::hashing::Argon2Config;
+use gatehouse_core::mfa::MfaSettings;
 use gatehouse_core::service::CoreSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::mail::MailSettings;
+use crate::sms::SmsSettings;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +179,75 @@ impl fmt::Debug for BrokerConfig {
     }
 }
 
+/// The `[mfa]` section: the key that seals MFA secrets, the defaults of the platform MFA
+/// settings, the ban after too many wrong codes, and the SMS gateway.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaConfig {
+    /// Base64 of 32 random bytes (`openssl rand -base64 32`) that seals TOTP seeds and keys
+    /// the digests of one-time codes; the same on every replica. Unset: a key is generated
+    /// into `<data_dir>/mfa.key` at first start. A secret: never logged nor shown by `Debug`.
+    pub encryption_key: Option<String>,
+    /// Issuer shown by authenticator apps.
+    pub issuer: String,
+    /// Backup codes generated at a time.
+    pub backup_codes: u32,
+    /// Wrong second-factor codes allowed before the user is banned (0: no limit).
+    pub max_failures: u32,
+    /// Minutes of the ban; 0 disables the account until an administrator enables it.
+    pub ban_minutes: u32,
+    /// Seconds a login may take between the password and the second factor.
+    pub verification_seconds: u32,
+    /// The HTTP SMS gateway for SMS codes.
+    pub sms: SmsSettings,
+}
+
+impl MfaConfig {
+    /// The core's part of these settings.
+    pub fn core(&self) -> MfaSettings {
+        MfaSettings {
+            issuer: self.issuer.clone(),
+            backup_codes: self.backup_codes,
+            max_failures: self.max_failures,
+            ban_minutes: self.ban_minutes,
+            verification_seconds: self.verification_seconds,
+        }
+    }
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        let core = MfaSettings::default();
+        Self {
+            encryption_key: None,
+            issuer: core.issuer,
+            backup_codes: core.backup_codes,
+            max_failures: core.max_failures,
+            ban_minutes: core.ban_minutes,
+            verification_seconds: core.verification_seconds,
+            sms: SmsSettings::default(),
+        }
+    }
+}
+
+/// Redacts the key.
+impl fmt::Debug for MfaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MfaConfig")
+            .field(
+                "encryption_key",
+                &self.encryption_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("issuer", &self.issuer)
+            .field("backup_codes", &self.backup_codes)
+            .field("max_failures", &self.max_failures)
+            .field("ban_minutes", &self.ban_minutes)
+            .field("verification_seconds", &self.verification_seconds)
+            .field("sms", &self.sms)
+            .finish()
+    }
+}
+
 /// Everything Gatehouse can be configured with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -203,6 +274,8 @@ pub struct Settings {
     pub mail: MailSettings,
     /// MQTT broker hooks. Its `Debug` hides the secret.
     pub broker: BrokerConfig,
+    /// Multi-factor authentication. Its `Debug` hides the key and the gateway's headers.
+    pub mfa: MfaConfig,
 }
 
 impl Default for Settings {
@@ -219,6 +292,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             mail: MailSettings::default(),
             broker: BrokerConfig::default(),
+            mfa: MfaConfig::default(),
         }
     }
 }
@@ -238,7 +312,7 @@ pub struct Overrides {
 }
 
 /// Top-level settings, as named after `GATEHOUSE_` (lower case, before any `__`).
-const SETTING_NAMES: [&str; 11] = [
+const SETTING_NAMES: [&str; 12] = [
     "listen",
     "data_dir",
     "database_url",
@@ -250,15 +324,17 @@ const SETTING_NAMES: [&str; 11] = [
     "log",
     "mail",
     "broker",
+    "mfa",
 ];
 
 /// Settings taken verbatim from their environment variable (after the `__` split), so that a
 /// secret such as `12345678` or `true` is not parsed as a number or a boolean.
-const VERBATIM_SETTINGS: [&str; 4] = [
+const VERBATIM_SETTINGS: [&str; 5] = [
     "admin_password",
     "mail.username",
     "mail.password",
     "broker.hook_secret",
+    "mfa.encryption_key",
 ];
 
 /// The environment variable of a setting key: `mail.password` → `GATEHOUSE_MAIL__PASSWORD`.

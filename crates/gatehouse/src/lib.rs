@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod mail;
+pub mod sms;
 pub mod startup;
 pub mod telemetry;

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::hashing::PasswordHasher;
 use gatehouse_core::password::PlainPassword;
+use gatehouse_core::sealing::SealingKey;
 use gatehouse_core::service::CoreSettings;
 use gatehouse_core::tokens::TokenKeys;
 use gatehouse_core::Gatehouse;
@@ -43,6 +44,9 @@ pub enum StartupError {
     /// The `[mail]` or `http.public_url` settings are unusable.
     #[error("invalid mail settings: {0}")]
     Mail(String),
+    /// The `[mfa]` settings or the MFA key are unusable.
+    #[error("invalid MFA settings: {0}")]
+    Mfa(String),
     /// The `[broker]` settings are unusable.
     #[error("invalid broker settings: {0}")]
     Broker(String),
@@ -76,7 +80,11 @@ impl Application {
         settings: &Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
-        settings.auth.validate()?;
+        CoreSettings {
+            mfa: settings.mfa.core(),
+            ..settings.auth.clone()
+        }
+        .validate()?;
         let mailer = crate::mail::mailer(&settings.mail).map_err(StartupError::Mail)?;
         let broker_access = HookAccess::new(
             &settings.broker.hook_allowed_addresses,
@@ -106,17 +114,23 @@ impl Application {
         let hashing = settings.hashing;
         let hasher = PasswordHasher::new(hashing.argon2, hashing.workers, hashing.queue_limit)?;
         let keys = signing_keys(&store).await?;
+        let sealing = sealing_key(settings)?;
+        let sms = crate::sms::sms_sender(&settings.mfa.sms).map_err(StartupError::Mfa)?;
         let core = Gatehouse::new(
             Arc::new(store.clone()),
             hasher,
             keys,
+            sealing,
             clock,
             CoreSettings {
                 broker: settings.broker.core(),
+                mfa: settings.mfa.core(),
                 ..settings.auth.clone()
             },
         )
-        .with_mail(mailer, &public_url);
+        .with_mail(mailer, &public_url)
+        .with_sms(sms);
+        core.verify_sealing_key().await?;
         let admin_password = settings
             .admin_password
             .as_deref()
@@ -177,6 +191,51 @@ fn public_url(settings: &Settings, bound: SocketAddr) -> Result<String, StartupE
         ))),
         None => Ok(format!("http://{bound}")),
     }
+}
+
+/// Name of the generated MFA key file in the data directory.
+const MFA_KEY_FILE: &str = "mfa.key";
+
+/// The key that seals MFA secrets: `mfa.encryption_key`, else the key file in the data
+/// directory, generated (readable by the owner only) at first start.
+fn sealing_key(settings: &Settings) -> Result<SealingKey, StartupError> {
+    if let Some(key) = &settings.mfa.encryption_key {
+        return Ok(SealingKey::parse_base64(key)?);
+    }
+    let path = settings.data_dir.join(MFA_KEY_FILE);
+    let data_dir_error = |source| StartupError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => SealingKey::parse_base64(&text)
+            .map_err(|error| StartupError::Mfa(format!("{}: {error}", path.display()))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&settings.data_dir).map_err(data_dir_error)?;
+            let key = SealingKey::generate_base64();
+            write_private_file(&path, &key).map_err(data_dir_error)?;
+            tracing::info!(path = %path.display(), "generated the MFA key");
+            Ok(SealingKey::parse_base64(&key)?)
+        }
+        Err(error) => Err(data_dir_error(error)),
+    }
+}
+
+/// Creates `path` with `contents`, readable and writable by the owner only; fails if it exists
+/// (another process created it first: then that key is the one to use, and the start fails
+/// loudly rather than sealing with two keys).
+fn write_private_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
 }
 
 async fn signing_keys(store: &SqlStore) -> Result<TokenKeys, StartupError> {

@@ -895,7 +895,7 @@ async fn unknown_paths_and_methods_answer_in_shape(app: TestApp) {
         "/api/admin/jwtSettings",
         "/api/apiKey/x/y/z",
         "/api/apiKeys",
-        "/api/2fa/settings",
+        "/api/2fa/nothing",
         "/api/oauth2/client/infos",
         &format!("/api/user/{}/nothing", world.ta_id),
     ] {

@@ -7,6 +7,7 @@
 //! settings, and how a write transaction begins (`BEGIN IMMEDIATE` on SQLite so that two writers
 //! queue instead of failing on lock upgrade).
 
+mod mfa;
 mod rows;
 
 use std::str::FromStr;
@@ -14,13 +15,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gatehouse_core::error::{CoreError, CoreResult};
+use gatehouse_core::mfa::{MfaFactor, MfaProvider};
 use gatehouse_core::model::{
-    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, TokenPurpose, User,
-    UserCredentials,
+    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, SessionKind,
+    TokenPurpose, User, UserCredentials,
 };
 use gatehouse_core::permission::Permission;
 use gatehouse_core::store::{
-    ApiKeyQuery, ApiKeySort, NewUser, PasswordChange, RoleQuery, Store, UserQuery, UserUpdate,
+    ApiKeyQuery, ApiKeySort, MfaAttempt, NewUser, PasswordChange, RoleQuery, Store, UserQuery,
+    UserUpdate,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
@@ -1381,6 +1384,93 @@ impl Store for SqlStore {
         }
         .map_err(db_error)?;
         Ok(result.rows_affected())
+    }
+
+    async fn promote_session(
+        &self,
+        session_id: Uuid,
+        from: SessionKind,
+        to: SessionKind,
+    ) -> CoreResult<bool> {
+        let result = sqlx::query("UPDATE sessions SET kind = $3 WHERE id = $1 AND kind = $2")
+            .bind(session_id.to_string())
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    // --- MFA: implemented in `mfa.rs`
+
+    async fn mfa_factors(&self, user_id: Uuid) -> CoreResult<Vec<MfaFactor>> {
+        self.select_mfa_factors(user_id).await
+    }
+
+    async fn save_mfa_factor(
+        &self,
+        factor: MfaFactor,
+        backup_code_digests: Option<Vec<String>>,
+    ) -> CoreResult<()> {
+        self.store_mfa_factor(factor, backup_code_digests).await
+    }
+
+    async fn delete_mfa_factors(
+        &self,
+        user_id: Uuid,
+        providers: &[MfaProvider],
+    ) -> CoreResult<u64> {
+        self.remove_mfa_factors(user_id, providers).await
+    }
+
+    async fn accept_totp_step(&self, user_id: Uuid, step: u64) -> CoreResult<bool> {
+        self.take_totp_step(user_id, step).await
+    }
+
+    async fn consume_backup_code(&self, user_id: Uuid, digest: &str) -> CoreResult<bool> {
+        self.take_backup_code(user_id, digest).await
+    }
+
+    async fn set_mfa_code(
+        &self,
+        user_id: Uuid,
+        provider: MfaProvider,
+        enrolled: bool,
+        digest: &str,
+        expires_at: i64,
+    ) -> CoreResult<bool> {
+        self.put_mfa_code(user_id, provider, enrolled, digest, expires_at)
+            .await
+    }
+
+    async fn consume_mfa_code(
+        &self,
+        user_id: Uuid,
+        provider: MfaProvider,
+        enrolled: bool,
+        digest: &str,
+        now: i64,
+    ) -> CoreResult<bool> {
+        self.take_mfa_code(user_id, provider, enrolled, digest, now)
+            .await
+    }
+
+    async fn reserve_mfa_attempt(
+        &self,
+        user_id: Uuid,
+        limit: Option<u32>,
+        now: i64,
+    ) -> CoreResult<MfaAttempt> {
+        self.count_mfa_attempt(user_id, limit, now).await
+    }
+
+    async fn ban_mfa(&self, user_id: Uuid, until: i64, now: i64) -> CoreResult<i64> {
+        self.start_mfa_ban(user_id, until, now).await
+    }
+
+    async fn reset_mfa_attempts(&self, user_id: Uuid) -> CoreResult<()> {
+        self.clear_mfa_attempts(user_id).await
     }
 
     async fn setting(&self, key: &str) -> CoreResult<Option<String>> {

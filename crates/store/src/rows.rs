@@ -40,14 +40,14 @@ pub fn flag(value: bool) -> i64 {
     i64::from(value)
 }
 
-fn get<T>(row: &AnyRow, column: &str) -> CoreResult<T>
+pub(crate) fn get<T>(row: &AnyRow, column: &str) -> CoreResult<T>
 where
     T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     row.try_get(column).map_err(CoreError::internal)
 }
 
-fn get_flag(row: &AnyRow, column: &str) -> CoreResult<bool> {
+pub(crate) fn get_flag(row: &AnyRow, column: &str) -> CoreResult<bool> {
     Ok(get::<i64>(row, column)? != 0)
 }
 

@@ -43,6 +43,44 @@ fn token_of(parts: &Parts) -> Option<String> {
         .map(|(_, value)| value)
 }
 
+/// Authenticates the request's token. `allow_enrolment` also accepts the token of a user who
+/// must enrol MFA before anything else.
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    allow_enrolment: bool,
+) -> Result<Principal, Response> {
+    let token = token_of(parts)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| ApiError(MISSING).into_response())?;
+    let principal = if allow_enrolment {
+        state.core.authenticate_enrolling(&token).await
+    } else {
+        state.core.authenticate(&token).await
+    };
+    principal.map_err(|error| ApiError(error).into_response())
+}
+
+/// Refuses the request unless the caller's `http` permissions allow its method and path.
+fn authorize(parts: &Parts, principal: &Principal) -> Result<(), ApiError> {
+    if principal
+        .permission_set
+        .allows_http(parts.method.as_str(), parts.uri.path())
+    {
+        return Ok(());
+    }
+    let reason = format!(
+        "missing http permission: {} on {}",
+        if matches!(parts.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+            "read"
+        } else {
+            "write"
+        },
+        parts.uri.path()
+    );
+    Err(ApiError(CoreError::Forbidden { reason }))
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Response;
 
@@ -50,29 +88,41 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = token_of(parts)
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| ApiError(MISSING).into_response())?;
-        let principal = state
-            .core
-            .authenticate(&token)
-            .await
-            .map_err(|error| ApiError(error).into_response())?;
-        if !principal
-            .permission_set
-            .allows_http(parts.method.as_str(), parts.uri.path())
-        {
-            let reason = format!(
-                "missing http permission: {} on {}",
-                if matches!(parts.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
-                    "read"
-                } else {
-                    "write"
-                },
-                parts.uri.path()
-            );
-            return Err(ApiError(CoreError::Forbidden { reason }).into_response());
-        }
+        let principal = authenticate(parts, state, false).await?;
+        authorize(parts, &principal).map_err(IntoResponse::into_response)?;
         Ok(Caller(principal))
+    }
+}
+
+/// A caller of `GET /api/session`: authorized like [`Caller`], but a user who must enrol MFA
+/// first may call it too, so that a UI can see that enrolment is due.
+pub struct SessionCaller(pub Principal);
+
+impl FromRequestParts<AppState> for SessionCaller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = authenticate(parts, state, true).await?;
+        authorize(parts, &principal).map_err(IntoResponse::into_response)?;
+        Ok(SessionCaller(principal))
+    }
+}
+
+/// The caller of an MFA self-service endpoint (`/api/mfa/*`): authenticated only. These
+/// endpoints act on the caller's own factors (removing or renewing them needs a valid code), so
+/// they need no `http` permission; a user who must enrol MFA first may call them.
+pub struct Account(pub Principal);
+
+impl FromRequestParts<AppState> for Account {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Account(authenticate(parts, state, true).await?))
     }
 }

@@ -62,9 +62,12 @@ impl IntoResponse for ApiError {
             CoreError::PolicyViolation { field, .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, Some(field.clone()))
             }
+            CoreError::Unauthenticated(AuthFailure::MfaBanned {
+                retry_after_secs: Some(_),
+            }) => (StatusCode::TOO_MANY_REQUESTS, None),
             CoreError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, None),
             CoreError::Rejected(rejection) => (
-                StatusCode::BAD_REQUEST,
+                rejected_status(rejection),
                 Some(rejected_field(rejection).to_owned()),
             ),
             CoreError::Forbidden { .. } => (StatusCode::FORBIDDEN, None),
@@ -81,7 +84,14 @@ impl IntoResponse for ApiError {
             CoreError::Unauthenticated(AuthFailure::MissingCredentials) => {
                 "a token is required (Authorization: Bearer or ?apiToken=)".to_owned()
             }
+            CoreError::Unauthenticated(AuthFailure::MfaBanned { .. }) => {
+                "Too many failed login attempts".to_owned()
+            }
             CoreError::Unauthenticated(failure) => failure.to_string(),
+            CoreError::Rejected(Rejection::InvalidVerificationCode) => "Invalid OTP".to_owned(),
+            CoreError::Rejected(Rejection::MfaAlreadyConfigured) => {
+                "User is already enrolled".to_owned()
+            }
             CoreError::Rejected(rejection) => {
                 format!("{}: {rejection}", rejected_field(rejection))
             }
@@ -90,15 +100,28 @@ impl IntoResponse for ApiError {
         let mut response = error_response(status, message, field);
         let headers = response.headers_mut();
         match &self.0 {
-            CoreError::Unauthenticated(_) => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            CoreError::RateLimited { retry_after_secs } => {
+            CoreError::Unauthenticated(AuthFailure::MfaBanned {
+                retry_after_secs: Some(retry_after_secs),
+            })
+            | CoreError::RateLimited { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}
         }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
+    }
+}
+
+/// The status of a refused credential operation: a wrong second-factor code fails the
+/// authentication (401), enrolling twice conflicts (409), everything else is a bad request.
+fn rejected_status(rejection: &Rejection) -> StatusCode {
+    match rejection {
+        Rejection::InvalidVerificationCode => StatusCode::UNAUTHORIZED,
+        Rejection::MfaAlreadyConfigured => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_REQUEST,
     }
 }
 
@@ -111,6 +134,13 @@ fn rejected_field(rejection: &Rejection) -> &'static str {
         | Rejection::ActivationTokenExpired
         | Rejection::AlreadyActivated => "activateToken",
         Rejection::ResetTokenUnknown | Rejection::ResetTokenExpired => "resetToken",
+        Rejection::InvalidVerificationCode
+        | Rejection::MfaNotConfigured
+        | Rejection::MfaProviderDisabled
+        | Rejection::MfaAlreadyConfigured
+        | Rejection::MfaRequired
+        | Rejection::MfaNeedsPrimary
+        | Rejection::NoEnrolmentInProgress => "otp",
     }
 }
 

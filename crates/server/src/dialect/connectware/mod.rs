@@ -9,6 +9,7 @@
 mod caller;
 mod error;
 mod extract;
+mod mfa;
 mod permissions;
 mod roles;
 mod schema;
@@ -45,11 +46,11 @@ use crate::AppState;
             schema::InternalError,
         )
     ),
-    tags((name = "connectware", description = "The Connectware Auth-Server dialect (C1–C28)"))
+    tags((name = "connectware", description = "The Connectware Auth-Server dialect (C1–C28, C41–C45)"))
 )]
 struct ConnectwareDoc;
 
-/// The Connectware routes (C1–C28), each registered with its OpenAPI description.
+/// The Connectware routes (C1–C28, C41–C45), each registered with its OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ConnectwareDoc::openapi())
         .routes(routes!(users::create))
@@ -73,4 +74,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(permissions::ids))
         .routes(routes!(session::login))
         .routes(routes!(session::session))
+        .routes(routes!(mfa::enable))
+        .routes(routes!(mfa::validate))
+        .routes(routes!(mfa::login))
+        .routes(routes!(mfa::disable))
+        .routes(routes!(mfa::regenerate_backup_codes))
 }

@@ -2,13 +2,13 @@
 
 use axum::extract::State;
 use axum::Json;
-use gatehouse_core::auth::LoginRequest;
+use gatehouse_core::auth::{LoginOutcome, LoginRequest, LoginResult};
 use gatehouse_core::clock::format_millis;
 use gatehouse_core::password::PlainPassword;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::caller::Caller;
+use super::caller::SessionCaller;
 use super::error::ApiError;
 use super::extract::Body;
 use super::schema::{
@@ -42,28 +42,47 @@ pub struct LoginIn {
     label: Option<String>,
 }
 
-/// Answer of C25. `secret` (the MFA step's handle) is present only when `needsMfa` is true.
+/// Answer of C25 (and C43). After a password alone, a user with MFA gets `needsMfa: true` and
+/// the `secret` for `POST /api/mfa/login` instead of a token; `token` and `expiresAt` are then
+/// absent and `permissions` is empty.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = LoginResponse)]
 pub struct LoginOut {
     /// The token (a JWT), for `Authorization: Bearer` or `?apiToken=`.
-    token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    token: Option<String>,
     /// The token's expiry.
-    #[serde(rename = "expiresAt")]
-    #[schema(format = DateTime)]
-    expires_at: String,
-    /// All of the user's permissions, in both contexts.
+    #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, format = DateTime, required = false)]
+    expires_at: Option<String>,
+    /// All of the user's permissions, in both contexts (empty while MFA is pending).
     permissions: Vec<PermissionOut>,
-    /// Always `false` until MFA is implemented.
+    /// True when the login must be completed with a second factor (`POST /api/mfa/login`).
     #[serde(rename = "needsMfa")]
     needs_mfa: bool,
-    /// The MFA step's handle; only when `needsMfa` is true.
+    /// The MFA step's handle for `POST /api/mfa/login`; only when `needsMfa` is true.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String, required = false)]
     secret: Option<String>,
-    /// Whether MFA enrolment is enforced for the user.
+    /// True when the user must enrol MFA before anything else: the token then opens only
+    /// `/api/mfa/enable`, `/api/mfa/validate` and `/api/session` until enrolment succeeds.
     #[serde(rename = "enforceMFAEnrollment")]
     enforce_mfa_enrollment: bool,
+}
+
+impl LoginOut {
+    /// The answer of a login that produced a token.
+    pub(super) fn token(outcome: LoginOutcome, enrolment_due: bool) -> Self {
+        Self {
+            token: Some(outcome.token),
+            expires_at: Some(format_millis(outcome.session.expires_at)),
+            permissions: permissions_out(&outcome.permissions),
+            needs_mfa: false,
+            secret: None,
+            enforce_mfa_enrollment: enrolment_due || outcome.user.enforce_mfa_enrollment,
+        }
+    }
 }
 
 /// C25 `POST /api/login`.
@@ -73,7 +92,7 @@ pub struct LoginOut {
     operation_id = "login",
     tag = "connectware",
     summary = "Log in (C25)",
-    description = "Checks a username and password and opens a session; no token is needed.",
+    description = "Checks a username and password and opens a session; no token is needed. A user with MFA gets `needsMfa` and a `secret` for `POST /api/mfa/login` instead of a token.",
     request_body(content = LoginIn, content_type = "application/json"),
     responses(
         (status = 200, description = "Logged in", body = LoginOut),
@@ -98,15 +117,19 @@ pub async fn login(
         label: body.label,
         client,
     };
-    let outcome = state.core.login(request).await?;
-    Ok(Json(LoginOut {
-        token: outcome.token,
-        expires_at: format_millis(outcome.session.expires_at),
-        permissions: permissions_out(&outcome.permissions),
-        needs_mfa: false,
-        secret: None,
-        enforce_mfa_enrollment: outcome.user.enforce_mfa_enrollment,
-    }))
+    let answer = match state.core.login(request).await? {
+        LoginResult::Complete(outcome) => LoginOut::token(outcome, false),
+        LoginResult::NeedsEnrolment(outcome) => LoginOut::token(outcome, true),
+        LoginResult::NeedsMfa(challenge) => LoginOut {
+            token: None,
+            expires_at: None,
+            permissions: Vec::new(),
+            needs_mfa: true,
+            secret: Some(challenge.token),
+            enforce_mfa_enrollment: challenge.user.enforce_mfa_enrollment,
+        },
+    };
+    Ok(Json(answer))
 }
 
 /// MFA state in C26.
@@ -151,7 +174,7 @@ pub struct SessionOut {
         (status = 503, response = ServiceUnavailable),
     )
 )]
-pub async fn session(Caller(caller): Caller) -> Json<SessionOut> {
+pub async fn session(SessionCaller(caller): SessionCaller) -> Json<SessionOut> {
     Json(SessionOut {
         username: caller.user.username.clone(),
         // Connectware callers always authenticate with a token, so there is a session.

@@ -181,6 +181,15 @@ fn rejection_message(rejection: &Rejection) -> &'static str {
         Rejection::ExternallyManaged => {
             "The password of an externally managed user cannot be changed here"
         }
+        Rejection::InvalidVerificationCode => "Verification code is incorrect",
+        Rejection::MfaNotConfigured => "2FA is not configured for account",
+        Rejection::MfaProviderDisabled => "2FA provider is not configured",
+        Rejection::MfaAlreadyConfigured => "2FA provider is already configured",
+        Rejection::MfaRequired => "At least one 2FA provider is required",
+        Rejection::MfaNeedsPrimary => {
+            "To use 2FA backup codes you first need to configure at least one provider"
+        }
+        Rejection::NoEnrolmentInProgress => "No 2FA enrolment is in progress",
     }
 }
 
@@ -261,6 +270,12 @@ fn from_auth_failure(failure: AuthFailure) -> TbError {
             "The entered password violates our policies. If this is your real password, please reset it.",
         ),
         AuthFailure::ApiKeyExpired => TbError::unauthorized("API key is expired"),
+        AuthFailure::MfaBanned { retry_after_secs } => TbError {
+            retry_after_secs,
+            ..TbError::unauthorized(
+                "User account was locked due to exceeded 2FA verification attempts",
+            )
+        },
     }
 }
 

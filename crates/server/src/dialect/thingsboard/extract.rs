@@ -5,7 +5,8 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use gatehouse_core::auth::Principal;
-use gatehouse_core::model::Authority;
+use gatehouse_core::mfa::{MfaChallenge, MfaScope};
+use gatehouse_core::model::{Authority, User};
 use gatehouse_core::{AuthFailure, CoreError};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -129,12 +130,104 @@ impl FromRequestParts<AppState> for TbCaller {
         let (scheme, value) = text.split_once(' ').ok_or_else(missing)?;
         let value = value.trim();
         let principal = if scheme.eq_ignore_ascii_case("bearer") {
-            state.core.authenticate(value).await?
+            match state.core.authenticate(value).await {
+                Ok(principal) => principal,
+                // An MFA token is a valid token of the wrong kind here: 403, as ThingsBoard.
+                Err(error) => match state.core.mfa_token_scope(value).await {
+                    Some(_) => return Err(TbError::forbidden()),
+                    None => return Err(error.into()),
+                },
+            }
         } else if scheme.eq_ignore_ascii_case("apikey") {
             state.core.authenticate_api_key(value).await?
         } else {
             return Err(missing());
         };
         Ok(TbCaller(principal))
+    }
+}
+
+/// The bearer token of a request, or 401 "Authentication failed".
+fn bearer_token(parts: &Parts) -> TbResult<&str> {
+    let missing = || TbError::from(CoreError::unauthenticated(AuthFailure::MissingCredentials));
+    let text = credential(&parts.headers).ok_or_else(missing)?;
+    match text.split_once(' ') {
+        Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => Ok(value.trim()),
+        _ => Err(missing()),
+    }
+}
+
+/// Loads the MFA challenge of the request's bearer token, which must be of `scope`: a full
+/// token or an MFA token of the other scope is 403 (code 20), anything else 401.
+async fn challenge_of(parts: &Parts, state: &AppState, scope: MfaScope) -> TbResult<MfaChallenge> {
+    let token = bearer_token(parts)?;
+    match state.core.mfa_challenge(token, scope).await {
+        Ok(challenge) => Ok(challenge),
+        Err(error) => {
+            let other_kind = state.core.mfa_token_scope(token).await.is_some()
+                || state.core.authenticate(token).await.is_ok();
+            Err(if other_kind {
+                TbError::forbidden()
+            } else {
+                error.into()
+            })
+        }
+    }
+}
+
+/// The caller of the second step of a login: a `PRE_VERIFICATION_TOKEN`.
+pub struct PreVerification(pub MfaChallenge);
+
+impl FromRequestParts<AppState> for PreVerification {
+    type Rejection = TbError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        challenge_of(parts, state, MfaScope::PreVerification)
+            .await
+            .map(PreVerification)
+    }
+}
+
+/// The caller of `/api/auth/2fa/login`: an `MFA_CONFIGURATION_TOKEN`.
+pub struct Configuration(pub MfaChallenge);
+
+impl FromRequestParts<AppState> for Configuration {
+    type Rejection = TbError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        challenge_of(parts, state, MfaScope::Configuration)
+            .await
+            .map(Configuration)
+    }
+}
+
+/// The caller of the account 2FA endpoints that a user who must enrol may use too: a full
+/// caller (token or API key) or an `MFA_CONFIGURATION_TOKEN`. Holds the user.
+pub struct TwoFaAccount(pub User);
+
+impl FromRequestParts<AppState> for TwoFaAccount {
+    type Rejection = TbError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Ok(token) = bearer_token(parts) {
+            if let Ok(challenge) = state
+                .core
+                .mfa_challenge(token, MfaScope::Configuration)
+                .await
+            {
+                return Ok(TwoFaAccount(challenge.user));
+            }
+        }
+        let TbCaller(principal) = TbCaller::from_request_parts(parts, state).await?;
+        Ok(TwoFaAccount(principal.user))
     }
 }

@@ -166,8 +166,9 @@ pub async fn activate(
         let activated = user.clone();
         tokio::spawn(async move { core.send_activated_mail(&activated).await });
     }
-    let pair = state.core.open_pair_session(&user).await?;
-    Ok(Json(pair.into()))
+    // A user who must use 2FA gets an MFA_CONFIGURATION_TOKEN, as after a login.
+    let login = state.core.pair_or_mfa(&user).await?;
+    Ok(Json(login.into()))
 }
 
 /// T9: check a password-reset link; redirects to the page that sets the password.

@@ -1,5 +1,5 @@
 //! The ThingsBoard authentication dialect (`/api/auth/*`, `/api/noauth/*`, `/api/apiKey*`,
-//! `/api/user*`, `/api/admin/securitySettings`).
+//! `/api/user*`, `/api/admin/securitySettings`, `/api/2fa/*`, `/api/auth/2fa/*`).
 //!
 //! Errors have ThingsBoard's shape `{status, message, errorCode, timestamp}` with its codes
 //! and messages. Callers authenticate with `X-Authorization: Bearer <JWT>` (falling back to
@@ -11,6 +11,7 @@ mod auth;
 mod error;
 mod extract;
 mod links;
+mod twofa;
 mod users;
 mod wire;
 
@@ -31,7 +32,7 @@ const TAG: &str = "thingsboard";
 #[derive(OpenApi)]
 #[openapi(
     components(schemas(error::ErrorBody)),
-    tags((name = "thingsboard", description = "The ThingsBoard authentication dialect (T1–T11, T22–T26 and companions)"))
+    tags((name = "thingsboard", description = "The ThingsBoard authentication dialect (T1–T11, T22–T39 and companions)"))
 )]
 struct ThingsboardDoc;
 
@@ -60,4 +61,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(apikeys::enable))
         .routes(routes!(apikeys::describe))
         .routes(routes!(apikeys::list))
+        .routes(routes!(
+            twofa::platform_settings,
+            twofa::save_platform_settings
+        ))
+        .routes(routes!(twofa::available_providers))
+        .routes(routes!(twofa::account_settings))
+        .routes(routes!(
+            twofa::save_config,
+            twofa::update_config,
+            twofa::delete_config
+        ))
+        .routes(routes!(twofa::generate_config))
+        .routes(routes!(twofa::submit_config))
+        .routes(routes!(twofa::login_providers))
+        .routes(routes!(twofa::send_code))
+        .routes(routes!(twofa::check_code))
+        .routes(routes!(twofa::configuration_login))
 }

@@ -1,7 +1,7 @@
 //! ThingsBoard's JSON shapes and their translation to and from core types.
 
 use gatehouse_core::model::{ApiKey, User};
-use gatehouse_core::pairs::TokenPair;
+use gatehouse_core::pairs::{PairLogin, TokenPair};
 use gatehouse_core::password::PasswordPolicy;
 use gatehouse_core::security::SecuritySettings;
 use serde::{Deserialize, Serialize};
@@ -32,22 +32,42 @@ impl EntityId {
     }
 }
 
-/// A token pair `{"token": …, "refreshToken": …}`.
+/// A token pair `{"token": …, "refreshToken": …}`, or after a password alone an MFA token
+/// `{"token": …, "scope": "PRE_VERIFICATION_TOKEN" | "MFA_CONFIGURATION_TOKEN"}`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = JwtPair)]
 pub struct JwtPairOut {
-    /// The access token, for `X-Authorization: Bearer`.
+    /// The access token (or MFA token), for `X-Authorization: Bearer`.
     token: String,
-    /// The refresh token, for `POST /api/auth/token`.
-    #[serde(rename = "refreshToken")]
-    refresh_token: String,
+    /// The refresh token, for `POST /api/auth/token`; absent for MFA tokens.
+    #[serde(rename = "refreshToken", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    refresh_token: Option<String>,
+    /// Only for MFA tokens: what the token may be used for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false, example = "PRE_VERIFICATION_TOKEN")]
+    scope: Option<&'static str>,
 }
 
 impl From<TokenPair> for JwtPairOut {
     fn from(pair: TokenPair) -> Self {
         Self {
             token: pair.token,
-            refresh_token: pair.refresh_token,
+            refresh_token: Some(pair.refresh_token),
+            scope: None,
+        }
+    }
+}
+
+impl From<PairLogin> for JwtPairOut {
+    fn from(login: PairLogin) -> Self {
+        match login {
+            PairLogin::Pair(pair) => pair.into(),
+            PairLogin::Mfa(challenge) => Self {
+                token: challenge.token,
+                refresh_token: None,
+                scope: Some(challenge.scope.as_str()),
+            },
         }
     }
 }
