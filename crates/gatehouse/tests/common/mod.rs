@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod otp;
 pub mod smtp;
 
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use gatehouse_core::clock::{Clock, ManualClock, SystemClock};
 use gatehouse_core::hashing::Argon2Config;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::Connection;
+use sqlx::{Connection, Row};
 
 /// Password of the bootstrap admin in tests.
 pub const ADMIN_PASSWORD: &str = "admin-test-password";
@@ -206,6 +207,61 @@ impl TestApp {
         };
         app.admin_token = app.login("admin", ADMIN_PASSWORD).await;
         app
+    }
+
+    /// Whether any stored byte sequence of the database holds `needle` (SQLite: the database files
+    /// themselves; PostgreSQL: every row of every table as text).
+    pub async fn database_contains(&self, needle: &str) -> bool {
+        match self.engine {
+            Engine::Sqlite => {
+                let mut found = false;
+                for entry in std::fs::read_dir(&self.settings.data_dir).unwrap() {
+                    let path = entry.unwrap().path();
+                    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                    if name.starts_with("gatehouse.db") {
+                        let bytes = std::fs::read(&path).unwrap();
+                        if bytes
+                            .windows(needle.len())
+                            .any(|window| window == needle.as_bytes())
+                        {
+                            found = true;
+                        }
+                    }
+                }
+                found
+            }
+            Engine::Postgres => {
+                let url = self.settings.database_url.clone().unwrap();
+                let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+                let tables: Vec<String> = sqlx::query(
+                    "SELECT table_name::text AS name FROM information_schema.tables WHERE table_schema = 'public'",
+                )
+                .fetch_all(&mut connection)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<String, _>("name"))
+                .collect();
+                assert!(tables.iter().any(|table| table == "users"), "{tables:?}");
+                let mut found = false;
+                for table in tables {
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT t::text AS line FROM \"{table}\" t"
+                    )))
+                    .fetch_all(&mut connection)
+                    .await
+                    .unwrap();
+                    if rows
+                        .iter()
+                        .any(|row| row.get::<String, _>("line").contains(needle))
+                    {
+                        found = true;
+                    }
+                }
+                let _ = connection.close().await;
+                found
+            }
+        }
     }
 
     /// Stops the server and waits for it (the database is dropped afterwards with `self`).
