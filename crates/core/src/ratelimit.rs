@@ -33,6 +33,8 @@ struct Bucket {
 /// Per-key token buckets.
 pub struct RateLimiter {
     limit: RateLimit,
+    /// Attempts regained per minute (fractional for budgets such as "3 per 900 s").
+    refill_per_minute: f64,
     clock: Arc<dyn Clock>,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
@@ -42,6 +44,21 @@ impl RateLimiter {
     pub fn new(limit: RateLimit, clock: Arc<dyn Clock>) -> Self {
         Self {
             limit,
+            refill_per_minute: f64::from(limit.per_minute),
+            clock,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A limiter of `count` attempts per `seconds`, refilled evenly (ThingsBoard's `N:S`
+    /// budgets, whose rates may be below one a minute).
+    pub fn per_period(count: u32, seconds: u32, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            limit: RateLimit {
+                burst: count,
+                per_minute: 0,
+            },
+            refill_per_minute: f64::from(count) * 60.0 / f64::from(seconds.max(1)),
             clock,
             buckets: Mutex::new(HashMap::new()),
         }
@@ -50,7 +67,7 @@ impl RateLimiter {
     fn refilled(&self, bucket: Bucket, now: i64) -> Bucket {
         let elapsed_minutes = (now - bucket.updated_millis).max(0) as f64 / 60_000.0;
         Bucket {
-            tokens: (bucket.tokens + elapsed_minutes * f64::from(self.limit.per_minute))
+            tokens: (bucket.tokens + elapsed_minutes * self.refill_per_minute)
                 .min(f64::from(self.limit.burst)),
             updated_millis: now,
         }
@@ -88,10 +105,10 @@ impl RateLimiter {
             return Ok(());
         }
         buckets.insert(key.to_owned(), bucket);
-        let retry_after_secs = if self.limit.per_minute == 0 {
+        let retry_after_secs = if self.refill_per_minute <= 0.0 {
             u64::MAX / 2
         } else {
-            ((1.0 - bucket.tokens) * 60.0 / f64::from(self.limit.per_minute)).ceil() as u64
+            ((1.0 - bucket.tokens) * 60.0 / self.refill_per_minute).ceil() as u64
         };
         Err(CoreError::RateLimited {
             retry_after_secs: retry_after_secs.max(1),
@@ -161,5 +178,31 @@ mod tests {
         for _ in 0..100 {
             assert!(off.try_acquire("k").is_ok());
         }
+    }
+
+    #[test]
+    fn budgets_per_period_refill_slower_than_one_a_minute() {
+        // ThingsBoard's "3:900": three checks, then one more every 300 s.
+        let clock = Arc::new(ManualClock::new(0));
+        let limiter = RateLimiter::per_period(3, 900, clock.clone());
+        for _ in 0..3 {
+            assert!(limiter.try_acquire("k").is_ok());
+        }
+        match limiter.try_acquire("k") {
+            Err(CoreError::RateLimited { retry_after_secs }) => assert_eq!(retry_after_secs, 300),
+            other => panic!("{other:?}"),
+        }
+        clock.advance(299_000);
+        assert!(limiter.try_acquire("k").is_err());
+        clock.advance(1_000);
+        assert!(limiter.try_acquire("k").is_ok());
+        assert!(limiter.try_acquire("k").is_err());
+        // One send per 90 s.
+        let sends = RateLimiter::per_period(1, 90, clock.clone());
+        assert!(sends.try_acquire("k").is_ok());
+        clock.advance(89_000);
+        assert!(sends.try_acquire("k").is_err());
+        clock.advance(1_000);
+        assert!(sends.try_acquire("k").is_ok());
     }
 }

@@ -200,8 +200,9 @@ pub fn otpauth_uri(issuer: &str, account: &str, seed: &[u8], explicit_parameters
     uri
 }
 
-/// The seed of an otpauth URI (its `secret` parameter).
-fn seed_of_uri(uri: &str) -> CoreResult<Vec<u8>> {
+/// The seed of an otpauth URI (its `secret` parameter), at least 128 bits; what a ThingsBoard
+/// client sends back in `authUrl`, so untrusted text.
+pub fn seed_of_uri(uri: &str) -> CoreResult<Vec<u8>> {
     const FIELD: &str = "authUrl";
     let query = uri
         .strip_prefix("otpauth://totp/")
@@ -230,7 +231,7 @@ pub fn qr_code_data_uri(text: &str) -> CoreResult<String> {
 }
 
 /// A phone number in E.164 form (`+` and 2 to 15 digits, not starting with 0).
-fn parse_phone_number(text: &str) -> CoreResult<String> {
+pub fn parse_phone_number(text: &str) -> CoreResult<String> {
     let digits = text.strip_prefix('+').unwrap_or("");
     if (2..=15).contains(&digits.len())
         && digits.bytes().all(|b| b.is_ascii_digit())
@@ -430,12 +431,7 @@ impl Gatehouse {
     /// codes it only counts against the send rate limit.
     pub async fn request_mfa_code(&self, user: &User, provider: MfaProvider) -> CoreResult<()> {
         let settings = self.platform_mfa_settings().await?;
-        let factor = self
-            .active_mfa_factors(user.id, &settings)
-            .await?
-            .into_iter()
-            .find(|factor| factor.provider == provider)
-            .ok_or(CoreError::Rejected(Rejection::MfaNotConfigured))?;
+        let factor = self.active_factor(user, &settings, provider).await?;
         self.limit_code_sends(user, provider, &settings)?;
         if provider.is_sent() {
             let contact = factor
@@ -898,7 +894,8 @@ impl Gatehouse {
         self.account_mfa(user).await
     }
 
-    /// `PUT config`: changes whether a configured provider is the default.
+    /// `PUT config`: changes whether a configured provider is the default (an account with
+    /// factors always keeps one default).
     pub async fn update_account_config(
         &self,
         user: &User,
@@ -914,6 +911,21 @@ impl Gatehouse {
             .ok_or(CoreError::Rejected(Rejection::MfaNotConfigured))?;
         factor.use_by_default = use_by_default;
         self.store.save_mfa_factor(factor, None).await?;
+        // As ThingsBoard: an account with factors always has a default; when the caller took
+        // it away, the first real provider gets it back.
+        if !self.has_default(user.id).await? {
+            if let Some(mut first) = self
+                .store
+                .mfa_factors(user.id)
+                .await?
+                .into_iter()
+                .filter(|factor| factor.enrolled)
+                .min_by_key(|factor| (!factor.provider.is_primary(), factor.provider))
+            {
+                first.use_by_default = true;
+                self.store.save_mfa_factor(first, None).await?;
+            }
+        }
         self.account_mfa(user).await
     }
 

@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use crate::error::{CoreError, CoreResult};
 use crate::model::{Authority, User};
-use crate::ratelimit::RateLimit;
 use crate::service::Gatehouse;
 
 use super::MfaProvider;
@@ -358,14 +357,6 @@ fn parse_rate_limit(text: &str) -> Option<(u32, u32)> {
     Some((count.parse().ok()?, seconds.parse().ok()?))
 }
 
-/// A token bucket equivalent to "`count` per `seconds`" (refilled evenly).
-pub(crate) fn bucket_for(count: u32, seconds: u32) -> RateLimit {
-    RateLimit {
-        burst: count,
-        per_minute: ((u64::from(count) * 60).div_ceil(u64::from(seconds.max(1)))) as u32,
-    }
-}
-
 impl Gatehouse {
     /// The platform MFA settings in force.
     pub async fn platform_mfa_settings(&self) -> CoreResult<PlatformMfaSettings> {
@@ -408,8 +399,6 @@ mod tests {
         ] {
             assert_eq!(parse_rate_limit(bad), None, "{bad}");
         }
-        assert_eq!(bucket_for(3, 900).per_minute, 1);
-        assert_eq!(bucket_for(10, 60).per_minute, 10);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::ratelimit::RateLimiter;
 use crate::service::Gatehouse;
 use crate::store::MfaAttempt;
 
-use super::settings::{bucket_for, PlatformMfaSettings, ProviderConfig};
+use super::settings::{PlatformMfaSettings, ProviderConfig};
 use super::{MfaFactor, MfaProvider, Sms};
 
 /// TOTP step, seconds.
@@ -56,8 +56,9 @@ impl MfaLimiters {
         limiters
             .entry((count, seconds))
             .or_insert_with(|| {
-                Arc::new(RateLimiter::new(
-                    bucket_for(count, seconds),
+                Arc::new(RateLimiter::per_period(
+                    count,
+                    seconds,
                     gatehouse.clock.clone(),
                 ))
             })
@@ -210,6 +211,20 @@ impl Gatehouse {
         Ok(factors)
     }
 
+    /// The user's active factor of `provider`; `MfaNotConfigured` without one.
+    pub(crate) async fn active_factor(
+        &self,
+        user: &User,
+        settings: &PlatformMfaSettings,
+        provider: MfaProvider,
+    ) -> CoreResult<MfaFactor> {
+        self.active_mfa_factors(user.id, settings)
+            .await?
+            .into_iter()
+            .find(|factor| factor.provider == provider)
+            .ok_or(CoreError::Rejected(Rejection::MfaNotConfigured))
+    }
+
     /// Checks a second-factor `code` of `user` for `provider`, counting failures and banning
     /// (see the module documentation). `Ok` means the code was right and is now used up.
     pub async fn check_second_factor(
@@ -219,12 +234,7 @@ impl Gatehouse {
         code: &str,
     ) -> CoreResult<()> {
         let settings = self.platform_mfa_settings().await?;
-        let factor = self
-            .active_mfa_factors(user.id, &settings)
-            .await?
-            .into_iter()
-            .find(|factor| factor.provider == provider)
-            .ok_or(CoreError::Rejected(Rejection::MfaNotConfigured))?;
+        let factor = self.active_factor(user, &settings, provider).await?;
         let code = code.trim();
         let well_formed = match provider {
             MfaProvider::BackupCode => !code.is_empty() && code.len() <= 64,
