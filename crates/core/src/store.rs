@@ -265,7 +265,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_session(&self, session: Session) -> CoreResult<()>;
     /// One session, if it exists and has not been revoked.
     async fn session(&self, id: Uuid) -> CoreResult<Option<Session>>;
-    /// The sessions of each of the given users that expire after `now_millis`, newest first.
+    /// The sessions of each of the given users that expire after `now_millis`, newest first;
+    /// logins still waiting for their second factor ([`SessionKind::MfaPending`]) are left out.
     async fn sessions_of_users(
         &self,
         user_ids: &[Uuid],

@@ -1333,10 +1333,11 @@ impl Store for SqlStore {
         let pairs = rows
             .iter()
             .map(session_from_row)
+            // A login waiting for its second factor holds no token yet: not listed.
             .filter(|session| {
-                session
-                    .as_ref()
-                    .map_or(true, |session| session.expires_at > now_millis)
+                session.as_ref().map_or(true, |session| {
+                    session.expires_at > now_millis && session.kind != SessionKind::MfaPending
+                })
             })
             .map(|session| session.map(|session| (session.user_id, session)))
             .collect::<CoreResult<Vec<_>>>()?;
