@@ -30,18 +30,6 @@ both_engines!(
 
 const PASSWORD: &str = "alice-password-1";
 
-/// The app again, on a manual clock, with `adjust`ed settings.
-async fn with_clock(
-    app: TestApp,
-    adjust: impl FnOnce(&mut gatehouse::config::Settings),
-) -> (TestApp, Arc<ManualClock>) {
-    let engine = app.engine;
-    app.stop().await;
-    let clock = Arc::new(ManualClock::new(1_900_000_000_000));
-    let app = TestApp::spawn_with(engine, adjust, Some(clock.clone())).await;
-    (app, clock)
-}
-
 /// A user with the minimum-access role; returns its id.
 async fn new_user(app: &TestApp, username: &str) -> String {
     let role = app.role_id("minimum-access").await;
@@ -104,7 +92,7 @@ async fn mfa_login(app: &TestApp, body: Value) -> (StatusCode, Value) {
 }
 
 async fn enrolment_then_logins_with_codes_and_backup_codes(app: TestApp) {
-    let (app, clock) = with_clock(app, |_| {}).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let alice_id = new_user(&app, "alice").await;
     let token = app.login("alice", PASSWORD).await;
     let (_, session) = app.get("/api/session", &token).await;
@@ -253,7 +241,7 @@ async fn enrolment_then_logins_with_codes_and_backup_codes(app: TestApp) {
 }
 
 async fn a_code_works_once(app: TestApp) {
-    let (app, clock) = with_clock(app, |_| {}).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let alice = enrolled_user(&app, &clock, "alice").await;
     let code = code_at(&alice.secret, clock.now_millis());
     let secret = mfa_secret(&app, "alice").await;
@@ -297,7 +285,7 @@ async fn a_code_works_once(app: TestApp) {
 }
 
 async fn regenerate_and_disable_need_a_factor(app: TestApp) {
-    let (app, clock) = with_clock(app, |_| {}).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let alice = enrolled_user(&app, &clock, "alice").await;
     let secret = mfa_secret(&app, "alice").await;
     let (_, body) = mfa_login(
@@ -377,7 +365,7 @@ async fn regenerate_and_disable_need_a_factor(app: TestApp) {
 }
 
 async fn enforced_enrolment_limits_the_token_until_enrolled(app: TestApp) {
-    let (app, clock) = with_clock(app, |_| {}).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let admin_role = app.role_id("connectware-admin").await;
     let (status, user) = app
         .post(
@@ -416,7 +404,7 @@ async fn enforced_enrolment_limits_the_token_until_enrolled(app: TestApp) {
 }
 
 async fn administrators_turn_mfa_off(app: TestApp) {
-    let (app, clock) = with_clock(app, |_| {}).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let alice = enrolled_user(&app, &clock, "alice").await;
     let path = format!("/api/users/{}", alice.id);
     let (_, user) = app.get(&path, &app.admin_token).await;
@@ -462,11 +450,12 @@ async fn administrators_turn_mfa_off(app: TestApp) {
 }
 
 async fn wrong_codes_ban_the_user_for_the_configured_time(app: TestApp) {
-    let (app, clock) = with_clock(app, |settings| {
-        settings.mfa.max_failures = 3;
-        settings.mfa.ban_minutes = 2;
-    })
-    .await;
+    let (app, clock) = app
+        .on_manual_clock(|settings| {
+            settings.mfa.max_failures = 3;
+            settings.mfa.ban_minutes = 2;
+        })
+        .await;
     let alice = enrolled_user(&app, &clock, "alice").await;
     let secret = mfa_secret(&app, "alice").await;
     let wrong = wrong_code_at(&alice.secret, clock.now_millis());
@@ -529,10 +518,11 @@ async fn wrong_codes_ban_the_user_for_the_configured_time(app: TestApp) {
 
 async fn parallel_guesses_cannot_exceed_the_failure_limit(app: TestApp) {
     const LIMIT: u32 = 5;
-    let (app, clock) = with_clock(app, |settings| {
-        settings.mfa.max_failures = LIMIT;
-    })
-    .await;
+    let (app, clock) = app
+        .on_manual_clock(|settings| {
+            settings.mfa.max_failures = LIMIT;
+        })
+        .await;
     let alice = enrolled_user(&app, &clock, "alice").await;
     let secret = mfa_secret(&app, "alice").await;
     let now = clock.now_millis();
@@ -580,10 +570,11 @@ async fn parallel_guesses_cannot_exceed_the_failure_limit(app: TestApp) {
 }
 
 async fn wrong_enrolment_codes_count_too(app: TestApp) {
-    let (app, clock) = with_clock(app, |settings| {
-        settings.mfa.max_failures = 2;
-    })
-    .await;
+    let (app, clock) = app
+        .on_manual_clock(|settings| {
+            settings.mfa.max_failures = 2;
+        })
+        .await;
     new_user(&app, "alice").await;
     let token = app.login("alice", PASSWORD).await;
     let (_, start) = app.post("/api/mfa/enable", &token, json!({})).await;
@@ -611,7 +602,7 @@ async fn wrong_enrolment_codes_count_too(app: TestApp) {
 }
 
 async fn secrets_and_backup_codes_are_unreadable_in_the_database(app: TestApp) {
-    let (app, clock) = with_clock(app, |_| {}).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let alice = enrolled_user(&app, &clock, "alice").await;
     assert!(
         app.database_contains("alice").await,
@@ -633,7 +624,7 @@ async fn secrets_and_backup_codes_are_unreadable_in_the_database(app: TestApp) {
 }
 
 async fn hostile_mfa_input_is_a_clear_4xx(app: TestApp) {
-    let (app, clock) = with_clock(app, |_| {}).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let alice = enrolled_user(&app, &clock, "alice").await;
     let token = app.login("admin", ADMIN_PASSWORD).await;
     let long = "9".repeat(10_000);
@@ -699,7 +690,7 @@ async fn hostile_mfa_input_is_a_clear_4xx(app: TestApp) {
 }
 
 async fn the_login_secret_opens_nothing_else(app: TestApp) {
-    let (app, clock) = with_clock(app, |_| {}).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     enrolled_user(&app, &clock, "alice").await;
     let secret = mfa_secret(&app, "alice").await;
     for path in ["/api/session", "/api/listUsers", "/api/roles"] {

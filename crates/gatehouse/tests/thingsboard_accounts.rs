@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
 
 use common::{
     assert_tb_error, assert_tb_shape, jwt_claims, tb_id, tb_pair, TestApp, ADMIN_PASSWORD,
@@ -36,14 +35,6 @@ both_engines!(
 );
 
 const DENIED: &str = "You don't have permission to perform this operation!";
-
-async fn with_clock(app: TestApp) -> (TestApp, Arc<ManualClock>) {
-    let engine = app.engine;
-    app.stop().await;
-    let clock = Arc::new(ManualClock::new(1_900_000_000_000));
-    let app = TestApp::spawn_with(engine, |_| {}, Some(clock.clone())).await;
-    (app, clock)
-}
 
 async fn sys_token(app: &TestApp) -> String {
     app.tb_login("admin", ADMIN_PASSWORD).await.0
@@ -843,7 +834,7 @@ async fn activation_refuses_weak_passwords_and_keeps_the_link(app: TestApp) {
 }
 
 async fn expired_activation_link(app: TestApp) {
-    let (app, clock) = with_clock(app).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let sys = sys_token(&app).await;
     let user = app
         .tb_create_user(&sys, tenant_admin_body("late@example.com", &new_tenant()))
@@ -1089,7 +1080,7 @@ async fn expired_login_reset_token(
 }
 
 async fn reset_link_check_redirects_and_is_rate_limited(app: TestApp) {
-    let (app, clock) = with_clock(app).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let (reset, _) = expired_login_reset_token(&app, &clock, "check@example.com").await;
     let path = format!("/api/noauth/resetPassword?resetToken={reset}");
     for _ in 0..5 {
@@ -1136,7 +1127,7 @@ async fn reset_post(app: &TestApp, token: &str, password: &str) -> (StatusCode, 
 }
 
 async fn reset_password_sets_the_password_once(app: TestApp) {
-    let (app, clock) = with_clock(app).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let (reset, old_token) = expired_login_reset_token(&app, &clock, "reset@example.com").await;
     // Policy violations first: nothing is used up.
     let (status, body) = reset_post(&app, &reset, "abc").await;
@@ -1221,7 +1212,7 @@ async fn reset_password_sets_the_password_once(app: TestApp) {
 }
 
 async fn expired_reset_link(app: TestApp) {
-    let (app, clock) = with_clock(app).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let (reset, _) = expired_login_reset_token(&app, &clock, "stale@example.com").await;
     clock.advance(24 * 3_600_000 + 1_000);
     let answer = raw_get(

@@ -4,13 +4,11 @@
 
 mod common;
 
-use std::sync::Arc;
 
 use common::{
     assert_error, assert_tb_error, assert_tb_shape, jwt_claims, jwt_payload_text, tb_id, tb_pair,
     Engine, TestApp, ADMIN_PASSWORD, TB_NULL_UUID,
 };
-use gatehouse_core::clock::ManualClock;
 use gatehouse_core::pairs::PairAccessClaims;
 use gatehouse_core::tokens::TokenKeys;
 use reqwest::{Method, StatusCode};
@@ -58,18 +56,6 @@ const ACCESS_ORDER: [&str; 12] = [
     "\"customerId\"",
     "}",
 ];
-
-/// A manual clock at a fixed instant and an app using it.
-async fn with_clock(
-    app: TestApp,
-    adjust: impl FnOnce(&mut gatehouse::config::Settings),
-) -> (TestApp, Arc<ManualClock>) {
-    let engine = app.engine;
-    app.stop().await;
-    let clock = Arc::new(ManualClock::new(1_900_000_000_000));
-    let app = TestApp::spawn_with(engine, adjust, Some(clock.clone())).await;
-    (app, clock)
-}
 
 /// Creates a tenant administrator (activated) in a fresh tenant; returns (id, token).
 async fn tenant_admin(
@@ -778,7 +764,7 @@ async fn access_token_is_not_a_refresh_token(app: TestApp) {
 }
 
 async fn refresh_token_expires_with_the_clock(app: TestApp) {
-    let (app, clock) = with_clock(app, |_| {}).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let (_, refresh1) = app.tb_login("admin", ADMIN_PASSWORD).await;
     let (_, refresh2) = app.tb_login("admin", ADMIN_PASSWORD).await;
     clock.advance(604_799_000);
@@ -800,7 +786,7 @@ async fn refresh_token_expires_with_the_clock(app: TestApp) {
 }
 
 async fn access_token_expires_with_the_clock(app: TestApp) {
-    let (app, clock) = with_clock(app, |_| {}).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let (token, refresh_token) = app.tb_login("admin", ADMIN_PASSWORD).await;
     clock.advance(8_999_000);
     app.tb_me(&token).await;
@@ -1252,7 +1238,7 @@ async fn password_policy_is_public_and_applies_to_connectware(app: TestApp) {
 }
 
 async fn expired_password_answers_a_reset_token_that_works(app: TestApp) {
-    let (app, clock) = with_clock(app, |_| {}).await;
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
     let (sys, _) = app.tb_login("admin", ADMIN_PASSWORD).await;
     let tenant = uuid::Uuid::new_v4().to_string();
     let (_, _, old_refresh) = app

@@ -209,6 +209,19 @@ impl TestApp {
         app
     }
 
+    /// Stops this app and starts a fresh one on the same engine with `adjust`ed settings and a
+    /// manual clock standing at a fixed instant (2030-03-17), which the test moves.
+    pub async fn on_manual_clock(
+        self,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> (TestApp, Arc<ManualClock>) {
+        let engine = self.engine;
+        self.stop().await;
+        let clock = Arc::new(ManualClock::new(1_900_000_000_000));
+        let app = TestApp::spawn_with(engine, adjust, Some(clock.clone())).await;
+        (app, clock)
+    }
+
     /// Whether any stored byte sequence of the database holds `needle` (SQLite: the database files
     /// themselves; PostgreSQL: every row of every table as text).
     pub async fn database_contains(&self, needle: &str) -> bool {

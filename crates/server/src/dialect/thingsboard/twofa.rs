@@ -42,7 +42,7 @@ impl ProviderQuery {
 #[into_params(parameter_in = Query)]
 pub struct SaveQuery {
     /// The code that proves the configuration (not needed for `BACKUP_CODE`).
-    #[serde(default)]
+    #[serde(rename = "verificationCode", default)]
     verification_code: Option<String>,
 }
 
