@@ -324,9 +324,59 @@ fn logs_are_json_on_request_and_never_contain_secrets() {
         .0,
         403
     );
+    // An MFA enrolment and a login with a second factor: the TOTP secret, the backup codes and
+    // the login's MFA secret stay out of the log.
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        reqwest::blocking_json("POST", &format!("{}{path}", server.base), token, Some(body))
+    };
+    let (status, start) = post("/api/mfa/enable", Some(&admin_token), json!({}));
+    assert_eq!(status, 200, "{start}");
+    let uri = start["uri"].as_str().unwrap().to_owned();
+    let totp_secret = uri
+        .split_once("secret=")
+        .and_then(|(_, rest)| rest.split('&').next())
+        .unwrap()
+        .to_owned();
+    let seed = totp_rs::Secret::try_from_base32(&totp_secret)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let totp = totp_rs::Builder::new().with_secret(seed).build().unwrap();
+    let (status, done) = post(
+        "/api/mfa/validate",
+        Some(&admin_token),
+        json!({"otp": totp.generate_current().to_string()}),
+    );
+    assert_eq!(status, 200, "{done}");
+    let backup_codes: Vec<String> = done["backupCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap().to_owned())
+        .collect();
+    let (status, first_step) = login(&server.base, "admin", admin_password);
+    assert_eq!(status, 200);
+    let mfa_secret = first_step["secret"].as_str().unwrap().to_owned();
+    let (status, body) = post(
+        "/api/mfa/login",
+        None,
+        json!({"username": "admin", "backupCode": backup_codes[0], "secret": mfa_secret}),
+    );
+    assert_eq!(status, 200, "{body}");
     assert!(server.terminate());
 
     let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("TOTP enrolled") && log.contains("MFA login completed"));
+    for secret in [&totp_secret, &mfa_secret]
+        .into_iter()
+        .chain(backup_codes.iter())
+    {
+        assert!(
+            !log.contains(secret.as_str()),
+            "an MFA secret reached the log"
+        );
+    }
+    assert!(!log.contains(mfa_secret.rsplit('.').next().unwrap()));
     assert!(
         log.contains("login succeeded"),
         "the log was captured: {log}"
