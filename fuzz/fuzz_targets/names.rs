@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(fingerprint.len() == 40 || fingerprint.len() == 64);
     }
     if let Ok(password) = PlainPassword::parse(text, "p") {
-        let strict = PasswordPolicy { min: 8, lower: 1, upper: 1, numeric: 1, symbol: 1 };
+        let strict = PasswordPolicy { min: 8, lower: 1, upper: 1, numeric: 1, symbol: 1, ..PasswordPolicy::default() };
         let _ = strict.check(&password, "p");
         let _ = PasswordPolicy::default().check(&password, "p");
     }

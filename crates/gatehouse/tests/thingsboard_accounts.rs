@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use common::{
     assert_tb_error, assert_tb_shape, jwt_claims, tb_id, tb_pair, TestApp, ADMIN_PASSWORD,
     TB_NULL_UUID,

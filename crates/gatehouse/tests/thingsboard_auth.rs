@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use common::{
     assert_error, assert_tb_error, assert_tb_shape, jwt_claims, jwt_payload_text, tb_id, tb_pair,
     Engine, TestApp, ADMIN_PASSWORD, TB_NULL_UUID,
