@@ -33,6 +33,7 @@ both_engines!(
     delete_and_update_rules_of_account_configs,
     connectware_enrolment_logs_in_through_thingsboard,
     thingsboard_enrolment_logs_in_through_connectware,
+    code_checks_are_rate_limited,
 );
 
 const PASSWORD: &str = "tenant-password-1";
@@ -1452,4 +1453,37 @@ async fn thingsboard_enrolment_logs_in_through_connectware(app: TestApp) {
     assert_tb_error(status, &body, StatusCode::BAD_REQUEST, 31, WRONG_CODE);
     let (_, settings) = app.tb_get("/api/2fa/account/settings", &full).await;
     assert_eq!(settings["configs"]["BACKUP_CODE"]["codesLeft"], 9);
+}
+
+/// `verificationCodeCheckRateLimit` "2:60": two checks, then 429 (33) until the budget refills
+/// (one check per 30 s); the right code is refused too while limited.
+async fn code_checks_are_rate_limited(app: TestApp) {
+    let (app, clock) = app.on_manual_clock(|_| {}).await;
+    let sys = sysadmin(&app).await;
+    let mut settings = platform(json!([totp_provider(), backup_provider()]));
+    settings["verificationCodeCheckRateLimit"] = json!("2:60");
+    save_platform(&app, &sys, settings).await;
+    let email = "limited@example.com";
+    let (_, full, _) = app.tb_new_user(&sys, tenant_admin(email), PASSWORD).await;
+    let secret = configure_totp(&app, &clock, &full).await;
+    let pre = mfa_login(&app, email, PASSWORD, "PRE_VERIFICATION_TOKEN").await;
+    for _ in 0..2 {
+        let wrong = wrong_code_at(&secret, clock.now_millis());
+        let (status, body) = check(&app, &pre, "TOTP", &wrong).await;
+        assert_tb_error(status, &body, StatusCode::BAD_REQUEST, 31, WRONG_CODE);
+    }
+    let right = code_at(&secret, clock.now_millis());
+    let (status, body) = check(&app, &pre, "TOTP", &right).await;
+    assert_tb_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        33,
+        "Too many requests",
+    );
+    clock.advance(29_000);
+    let (status, body) = check(&app, &pre, "TOTP", &code_at(&secret, clock.now_millis())).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    clock.advance(1_000);
+    check_ok(&app, &pre, "TOTP", &code_at(&secret, clock.now_millis())).await;
 }
