@@ -119,10 +119,16 @@ impl CoreSettings {
                 "must be between 1 and 100",
             ));
         }
-        if mfa.verification_seconds < 60 {
+        if !(60..=crate::mfa::settings::MAX_SECONDS).contains(&mfa.verification_seconds) {
             return Err(CoreError::invalid(
                 "mfa.verification_seconds",
-                "must be at least 60",
+                "must be between 60 and 86400",
+            ));
+        }
+        if mfa.max_failures > crate::mfa::settings::MAX_FAILURE_LIMIT {
+            return Err(CoreError::invalid(
+                "mfa.max_failures",
+                "must be at most 1000000",
             ));
         }
         if mfa.issuer.trim().is_empty() || mfa.issuer.contains(':') {

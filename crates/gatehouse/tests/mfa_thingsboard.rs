@@ -326,6 +326,22 @@ async fn platform_settings_defaults_permissions_and_validation(app: TestApp) {
             "totalAllowedTimeForVerification must be greater than or equal to 60",
         ),
         (
+            {
+                let mut s = valid.clone();
+                s["totalAllowedTimeForVerification"] = json!(2_147_483_648_u64);
+                s
+            },
+            "totalAllowedTimeForVerification must be less than or equal to 86400",
+        ),
+        (
+            {
+                let mut s = valid.clone();
+                s["maxVerificationFailuresBeforeUserLockout"] = json!(1_000_001);
+                s
+            },
+            "maxVerificationFailuresBeforeUserLockout must be less than or equal to 1000000",
+        ),
+        (
             platform(json!([totp_provider(), totp_provider()])),
             "providers TOTP is listed twice",
         ),

@@ -220,17 +220,25 @@ impl PlatformMfaSettings {
 
     /// Checks ranges and rules (ThingsBoard's validation).
     pub fn validate(&self, mail_configured: bool, sms_configured: bool) -> CoreResult<()> {
-        if self.min_verification_code_send_period < 5 {
-            return Err(CoreError::invalid(
-                "minVerificationCodeSendPeriod",
-                "must be greater than or equal to 5",
-            ));
-        }
-        if self.total_allowed_time_for_verification < 60 {
-            return Err(CoreError::invalid(
-                "totalAllowedTimeForVerification",
-                "must be greater than or equal to 60",
-            ));
+        in_range(
+            "minVerificationCodeSendPeriod",
+            self.min_verification_code_send_period,
+            5,
+            MAX_SECONDS,
+        )?;
+        in_range(
+            "totalAllowedTimeForVerification",
+            self.total_allowed_time_for_verification,
+            60,
+            MAX_SECONDS,
+        )?;
+        if let Some(limit) = self.max_verification_failures_before_user_lockout {
+            in_range(
+                "maxVerificationFailuresBeforeUserLockout",
+                limit,
+                0,
+                MAX_FAILURE_LIMIT,
+            )?;
         }
         if let Some(limit) = &self.verification_code_check_rate_limit {
             if parse_rate_limit(limit).is_none() {
@@ -270,13 +278,35 @@ impl PlatformMfaSettings {
     }
 }
 
+/// The longest period or lifetime the platform settings take, seconds (a day).
+pub const MAX_SECONDS: u32 = 86_400;
+
+/// The largest failure limit the platform settings take.
+pub const MAX_FAILURE_LIMIT: u32 = 1_000_000;
+
+/// Checks `min <= value <= max`, in ThingsBoard's validation wording.
+fn in_range(field: &str, value: u32, min: u32, max: u32) -> CoreResult<()> {
+    if value < min {
+        return Err(CoreError::invalid(
+            field,
+            format!("must be greater than or equal to {min}"),
+        ));
+    }
+    if value > max {
+        return Err(CoreError::invalid(
+            field,
+            format!("must be less than or equal to {max}"),
+        ));
+    }
+    Ok(())
+}
+
 fn validate_provider(
     config: &ProviderConfig,
     mail_configured: bool,
     sms_configured: bool,
 ) -> CoreResult<()> {
-    const MAX_LIFETIME: u32 = 86_400;
-    let lifetime_ok = |lifetime: u32| (1..=MAX_LIFETIME).contains(&lifetime);
+    let lifetime_ok = |lifetime: u32| (1..=MAX_SECONDS).contains(&lifetime);
     match config {
         ProviderConfig::Totp { issuer_name } => {
             if issuer_name.trim().is_empty() || issuer_name.chars().count() > 100 {

@@ -100,6 +100,7 @@ pub enum ProviderConfigSchema {
     Sms {
         /// Code lifetime in seconds (1–86400).
         #[serde(rename = "verificationCodeLifetime")]
+        #[schema(minimum = 1, maximum = 86400)]
         verification_code_lifetime: u32,
         /// The text; must contain `${code}`.
         #[serde(rename = "smsVerificationMessageTemplate")]
@@ -109,12 +110,14 @@ pub enum ProviderConfigSchema {
     Email {
         /// Code lifetime in seconds (1–86400).
         #[serde(rename = "verificationCodeLifetime")]
+        #[schema(minimum = 1, maximum = 86400)]
         verification_code_lifetime: u32,
     },
     /// Backup codes.
     BackupCode {
         /// Codes generated at a time (1–100).
         #[serde(rename = "codesQuantity")]
+        #[schema(minimum = 1, maximum = 100)]
         codes_quantity: u32,
     },
 }
@@ -154,17 +157,17 @@ pub enum UsersFilterSchema {
 pub struct PlatformSettingsSchema {
     /// The providers users may enrol (each type once).
     providers: Vec<ProviderConfigSchema>,
-    /// Seconds between two codes sent to one user, at least 5.
-    #[schema(minimum = 5)]
+    /// Seconds between two codes sent to one user (5–86400).
+    #[schema(minimum = 5, maximum = 86400)]
     min_verification_code_send_period: u32,
     /// `N:S`: at most N code checks per S seconds per user.
     #[schema(required = false, pattern = "^[1-9][0-9]{0,8}:[1-9][0-9]{0,8}$")]
     verification_code_check_rate_limit: Option<String>,
-    /// Wrong codes allowed before the user is banned (0: no limit).
-    #[schema(required = false)]
+    /// Wrong codes allowed before the user is banned (0: no limit; at most 1000000).
+    #[schema(required = false, minimum = 0, maximum = 1000000)]
     max_verification_failures_before_user_lockout: Option<u32>,
-    /// Seconds between the password and the second factor (the MFA token's lifetime), ≥ 60.
-    #[schema(minimum = 60)]
+    /// Seconds between the password and the second factor (the MFA token's lifetime), 60–86400.
+    #[schema(minimum = 60, maximum = 86400)]
     total_allowed_time_for_verification: u32,
     /// Whether the users of `enforcedUsersFilter` must use 2FA.
     #[schema(required = false)]
@@ -197,8 +200,8 @@ pub struct AccountConfigSchema {
     /// BACKUP_CODE: the codes, only when just generated.
     #[schema(required = false)]
     codes: Option<Vec<String>>,
-    /// BACKUP_CODE: unused codes left.
-    #[schema(required = false)]
+    /// BACKUP_CODE: unused codes left (ignored in requests).
+    #[schema(required = false, value_type = Option<i64>, minimum = 0)]
     codes_left: Option<u32>,
 }
 
