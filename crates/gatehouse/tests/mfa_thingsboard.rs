@@ -1001,6 +1001,19 @@ async fn sms_codes_travel_through_the_http_gateway(app: TestApp) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let requests = gateway.requests();
     assert_eq!(requests.len(), 1, "{requests:?}");
+    // Another code within the send period is refused (429, 33) and sends nothing; the first
+    // code stays valid.
+    let (status, body) = app
+        .tb_post("/api/2fa/account/config/submit", &full, config.clone())
+        .await;
+    assert_tb_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        33,
+        "Too many requests",
+    );
+    assert_eq!(gateway.requests().len(), 1);
     let request = &requests[0];
     assert_eq!(request.method, "POST");
     assert_eq!(

@@ -27,7 +27,7 @@ use crate::tokens::digest_hex;
 
 use super::settings::{PlatformMfaSettings, ProviderConfig};
 use super::verify::{
-    is_backup_code, new_backup_codes, new_totp_seed, parse_seed_base32, seed_base32,
+    is_backup_code, new_backup_codes, new_totp_seed, parse_seed_base32, seed_base32, SendPurpose,
 };
 use super::{MfaFactor, MfaProvider};
 
@@ -432,7 +432,7 @@ impl Gatehouse {
     pub async fn request_mfa_code(&self, user: &User, provider: MfaProvider) -> CoreResult<()> {
         let settings = self.platform_mfa_settings().await?;
         let factor = self.active_factor(user, &settings, provider).await?;
-        self.limit_code_sends(user, provider, &settings)?;
+        self.limit_code_sends(user, provider, SendPurpose::Login, &settings)?;
         if provider.is_sent() {
             let contact = factor
                 .contact
@@ -778,6 +778,9 @@ impl Gatehouse {
             return Ok(());
         }
         let contact = self.contact_of(config)?;
+        // ThingsBoard does not limit these sends; one per period keeps a signed-in user from
+        // mailing or texting codes to arbitrary contacts in a loop.
+        self.limit_code_sends(user, provider, SendPurpose::Enrolment, &settings)?;
         let mut factor = self.new_factor(user.id, provider, false);
         factor.contact = Some(contact.clone());
         self.store.save_mfa_factor(factor, None).await?;

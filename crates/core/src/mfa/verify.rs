@@ -73,6 +73,15 @@ pub(crate) struct MfaLimits {
     pub(crate) sends: MfaLimiters,
 }
 
+/// Why a code is sent, for the send rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendPurpose {
+    /// The second step of a login.
+    Login,
+    /// Confirming the contact of a factor being set up.
+    Enrolment,
+}
+
 /// The storage owner of a sealed TOTP seed (its associated data).
 fn totp_owner(user_id: Uuid) -> String {
     format!("{user_id}:TOTP")
@@ -398,12 +407,15 @@ impl Gatehouse {
         Ok(())
     }
 
-    /// The rate limit of code sends: one per `minVerificationCodeSendPeriod` per user and
-    /// provider (when that period is above 4 seconds, as in ThingsBoard).
+    /// The rate limit of code sends: one per `minVerificationCodeSendPeriod` per user,
+    /// provider and purpose (when that period is above 4 seconds, as in ThingsBoard). Codes for
+    /// a login and codes that confirm a new contact (`enrolment`) have separate budgets, so
+    /// setting up a factor does not hold up the next login.
     pub(crate) fn limit_code_sends(
         &self,
         user: &User,
         provider: MfaProvider,
+        purpose: SendPurpose,
         settings: &PlatformMfaSettings,
     ) -> CoreResult<()> {
         let period = settings.min_verification_code_send_period;
@@ -411,7 +423,7 @@ impl Gatehouse {
             self.mfa_limits
                 .sends
                 .limiter(1, period, self)
-                .try_acquire(&format!("{}:{}", user.id, provider.as_str()))?;
+                .try_acquire(&format!("{}:{}:{purpose:?}", user.id, provider.as_str()))?;
         }
         Ok(())
     }
