@@ -118,6 +118,33 @@ impl TbCaller {
     }
 }
 
+/// 401 "Authentication failed": no usable credential.
+fn missing_credentials() -> TbError {
+    CoreError::unauthenticated(AuthFailure::MissingCredentials).into()
+}
+
+/// The credential a request presents, by scheme.
+enum Credential<'a> {
+    /// `Bearer <JWT>`.
+    Bearer(&'a str),
+    /// `ApiKey tb_…`.
+    ApiKey(&'a str),
+}
+
+/// The request's credential; any other scheme, or none, is 401 "Authentication failed".
+fn credential_of(parts: &Parts) -> TbResult<Credential<'_>> {
+    let text = credential(&parts.headers).ok_or_else(missing_credentials)?;
+    let (scheme, value) = text.split_once(' ').ok_or_else(missing_credentials)?;
+    let value = value.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(Credential::Bearer(value))
+    } else if scheme.eq_ignore_ascii_case("apikey") {
+        Ok(Credential::ApiKey(value))
+    } else {
+        Err(missing_credentials())
+    }
+}
+
 impl FromRequestParts<AppState> for TbCaller {
     type Rejection = TbError;
 
@@ -125,23 +152,16 @@ impl FromRequestParts<AppState> for TbCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let missing = || TbError::from(CoreError::unauthenticated(AuthFailure::MissingCredentials));
-        let text = credential(&parts.headers).ok_or_else(missing)?;
-        let (scheme, value) = text.split_once(' ').ok_or_else(missing)?;
-        let value = value.trim();
-        let principal = if scheme.eq_ignore_ascii_case("bearer") {
-            match state.core.authenticate(value).await {
+        let principal = match credential_of(parts)? {
+            Credential::Bearer(token) => match state.core.authenticate(token).await {
                 Ok(principal) => principal,
                 // An MFA token is a valid token of the wrong kind here: 403, as ThingsBoard.
-                Err(error) => match state.core.mfa_token_scope(value).await {
+                Err(error) => match state.core.mfa_token_scope(token).await {
                     Some(_) => return Err(TbError::forbidden()),
                     None => return Err(error.into()),
                 },
-            }
-        } else if scheme.eq_ignore_ascii_case("apikey") {
-            state.core.authenticate_api_key(value).await?
-        } else {
-            return Err(missing());
+            },
+            Credential::ApiKey(key) => state.core.authenticate_api_key(key).await?,
         };
         Ok(TbCaller(principal))
     }
@@ -149,11 +169,9 @@ impl FromRequestParts<AppState> for TbCaller {
 
 /// The bearer token of a request, or 401 "Authentication failed".
 fn bearer_token(parts: &Parts) -> TbResult<&str> {
-    let missing = || TbError::from(CoreError::unauthenticated(AuthFailure::MissingCredentials));
-    let text = credential(&parts.headers).ok_or_else(missing)?;
-    match text.split_once(' ') {
-        Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => Ok(value.trim()),
-        _ => Err(missing()),
+    match credential_of(parts)? {
+        Credential::Bearer(token) => Ok(token),
+        Credential::ApiKey(_) => Err(missing_credentials()),
     }
 }
 
