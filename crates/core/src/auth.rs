@@ -80,6 +80,9 @@ pub struct LoginRequest {
     pub label: Option<String>,
     /// The caller's network address, for the per-address rate limit.
     pub client: Option<std::net::IpAddr>,
+    /// The client certificate (DER) the HTTPS listener verified on this connection, if any:
+    /// it proves the certificate method for users who must present both.
+    pub certificate: Option<Vec<u8>>,
 }
 
 /// How many former passwords are kept for the reuse rule, and checked at most.
@@ -106,8 +109,20 @@ impl Gatehouse {
                 ));
             }
         }
+        let with_certificate = match &request.certificate {
+            Some(der) => self
+                .certificate_user(der)
+                .await
+                .is_ok_and(|user| user.username == request.username),
+            None => false,
+        };
         let user = self
-            .verify_password_login(&request.username, &request.password, request.client)
+            .verify_password_login(
+                &request.username,
+                &request.password,
+                request.client,
+                with_certificate,
+            )
             .await?;
         match self.second_step(&user).await? {
             SecondStep::None => Ok(LoginResult::Complete(
@@ -210,11 +225,14 @@ impl Gatehouse {
     /// operation: with `maxFailedLoginAttempts = N`, at most N passwords are ever evaluated
     /// between successes, however many requests arrive in parallel. The attempt after N
     /// consecutive failures locks the account without being evaluated.
+    /// `with_certificate` says that a client certificate of this same user was verified on the
+    /// request's connection (see [`User::grants_satisfied`]).
     pub async fn verify_password_login(
         &self,
         login: &str,
         password: &PlainPassword,
         client: Option<std::net::IpAddr>,
+        with_certificate: bool,
     ) -> CoreResult<User> {
         // Every attempt counts against the caller's address; only failures count against the
         // account (a success gives its attempt back), so a flood of wrong passwords for one
@@ -229,7 +247,9 @@ impl Gatehouse {
             .per_account
             .try_acquire(login)
             .inspect_err(|_| count_login("rate_limited"))?;
-        let outcome = self.check_password_login(login, password).await;
+        let outcome = self
+            .check_password_login(login, password, with_certificate)
+            .await;
         match &outcome {
             Ok(_) => {
                 self.login_limits.per_account.refund(login);
@@ -246,6 +266,7 @@ impl Gatehouse {
         &self,
         login: &str,
         password: &PlainPassword,
+        with_certificate: bool,
     ) -> CoreResult<User> {
         let security = self.security_settings().await?;
         let policy = security.password_policy;
@@ -260,6 +281,7 @@ impl Gatehouse {
             .filter(|credentials| {
                 credentials.user.identity_provider == IdentityProvider::Local
                     && credentials.user.allows_grant(GrantMethod::Password)
+                    && credentials.user.grants_satisfied(true, with_certificate)
             });
         let Some(credentials) = credentials else {
             // Verify against a decoy so that every failure costs the same.

@@ -19,7 +19,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::error::{AuthFailure, CoreError, CoreResult};
-use crate::model::{GrantMethod, Role};
+use crate::model::Role;
 use crate::names::Username;
 use crate::password::PlainPassword;
 use crate::permission::{Context, Operation};
@@ -98,15 +98,18 @@ pub struct MqttPrincipal {
     pub enabled: bool,
     /// Holders of the built-in administrator role: brokers may skip checks for them.
     pub superuser: bool,
-    /// Whether the user may connect with a password, and with a certificate.
-    pub password_grant: bool,
-    /// See above.
-    pub certificate_grant: bool,
+    /// How the user may authenticate (see [`crate::model::grants_satisfied`]).
+    pub grant_types: Vec<crate::model::GrantType>,
     publish_prefix: Option<String>,
     rights: TopicTree,
 }
 
 impl MqttPrincipal {
+    /// Whether proving the password and/or a certificate satisfies the user's grant types.
+    pub fn grants_satisfied(&self, password: bool, certificate: bool) -> bool {
+        crate::model::grants_satisfied(&self.grant_types, password, certificate)
+    }
+
     /// Decides `access` to `topic` (a topic name for publish and receive, a filter for
     /// subscribe). Malformed topics are refused.
     pub fn decide(&self, access: MqttAccess, topic: &str) -> MqttDecision {
@@ -295,15 +298,12 @@ impl Gatehouse {
             .flat_map(|(_, roles)| roles)
             .collect();
         let superuser = roles.iter().any(Role::is_builtin_admin);
-        let password_grant = user.allows_grant(GrantMethod::Password);
-        let certificate_grant = user.allows_grant(GrantMethod::Certificate);
         Ok(Some(Arc::new(MqttPrincipal {
             user_id: user.id,
             username: user.username,
             enabled: user.credentials_enabled,
             superuser,
-            password_grant,
-            certificate_grant,
+            grant_types: user.grant_types,
             publish_prefix: user.mqtt_publish_prefix,
             rights: TopicTree::new(
                 roles
@@ -340,7 +340,11 @@ impl Gatehouse {
         const REFUSED: CoreError = CoreError::Unauthenticated(AuthFailure::BadCredentials);
         if let Some(certificate) = &credentials.certificate {
             return self
-                .mqtt_connect_by_certificate(credentials.username.as_deref(), certificate)
+                .mqtt_connect_by_certificate(
+                    credentials.username.as_deref(),
+                    credentials.password.as_deref(),
+                    certificate,
+                )
                 .await;
         }
         let username = credentials.username.unwrap_or_default();
@@ -350,14 +354,22 @@ impl Gatehouse {
         }
         // Devices connect with their username (never an email): an unknown name fails here,
         // after a decoy hash so that it costs what a wrong password costs.
+        // While the client registry is open, the attempt is recorded as a registration
+        // request instead (the implicit flow); it is refused all the same.
         let Some(principal) = self.mqtt_principal(&username).await? else {
             if let Ok(password) = PlainPassword::parse(&password, "password") {
-                self.hasher.verify(&password, None).await?;
+                if !self.record_mqtt_registration(&username, &password).await {
+                    self.hasher.verify(&password, None).await?;
+                }
             }
             return Err(REFUSED);
         };
         if !principal.enabled {
             return Err(CoreError::unauthenticated(AuthFailure::NotActive));
+        }
+        // A user whose certificate is required connects through a certificate listener.
+        if !principal.grants_satisfied(true, false) {
+            return Err(REFUSED);
         }
         let generation = self.identity_generation();
         let key = self.broker.credential_key(&username, &password);
@@ -385,7 +397,7 @@ impl Gatehouse {
         let password = PlainPassword::parse(&password, "password").map_err(|_| REFUSED)?;
         // The same checks as every dialect's login: lockout, policy, expiry. No per-address
         // limit: every device of a broker comes from the broker's address.
-        self.verify_password_login(&username, &password, None)
+        self.verify_password_login(&username, &password, None, false)
             .await?;
         let principal = self.mqtt_principal(&username).await?.ok_or(REFUSED)?;
         if remember > 0 {
@@ -441,12 +453,12 @@ impl Gatehouse {
     }
 
     /// A certificate the broker verified: its common name names the user (a username sent
-    /// with it must be the same), the user holds the certificate grant, and when the user has
-    /// certificates bound to it the certificate must be one of them (which needs the
-    /// fingerprint: a broker that passes only names cannot satisfy it).
+    /// with it must be the same), and [`Gatehouse::certificate_binding_allows`] it. When the
+    /// user's password is required too, the password sent with it must be right.
     async fn mqtt_connect_by_certificate(
         &self,
         username: Option<&str>,
+        password: Option<&str>,
         certificate: &PresentedCertificate,
     ) -> CoreResult<MqttLogin> {
         const REFUSED: CoreError = CoreError::Unauthenticated(AuthFailure::BadCredentials);
@@ -455,41 +467,57 @@ impl Gatehouse {
             return Err(REFUSED);
         }
         let principal = self.mqtt_principal(name).await?.ok_or(REFUSED)?;
-        if !principal.certificate_grant {
-            return Err(REFUSED);
-        }
         if !principal.enabled {
             return Err(CoreError::unauthenticated(AuthFailure::NotActive));
         }
-        let bound = self
-            .store
-            .certificates_of_users(&[principal.user_id])
-            .await?;
-        let now = self.clock.now_millis();
-        let mut bound = bound
-            .iter()
-            .flat_map(|(_, certificates)| certificates.iter())
-            .peekable();
-        if bound.peek().is_some() {
-            let fingerprint = certificate
-                .fingerprint
-                .as_deref()
-                .map(crate::users::parse_fingerprint)
-                .transpose()
-                .map_err(|_| REFUSED)?
-                .ok_or(REFUSED)?;
-            let matches = bound.any(|certificate| {
-                certificate.fingerprint == fingerprint
-                    && certificate.expires_at.is_none_or(|expiry| expiry > now)
-            });
-            if !matches {
-                return Err(REFUSED);
-            }
+        if !principal.grants_satisfied(false, true) {
+            let password = password.ok_or(REFUSED)?;
+            let password = PlainPassword::parse(password, "password").map_err(|_| REFUSED)?;
+            self.verify_password_login(name, &password, None, true)
+                .await?;
+        }
+        let fingerprint = certificate
+            .fingerprint
+            .as_deref()
+            .map(crate::users::parse_fingerprint)
+            .transpose()
+            .map_err(|_| REFUSED)?;
+        if !self
+            .certificate_binding_allows(principal.user_id, fingerprint.as_deref())
+            .await?
+        {
+            return Err(REFUSED);
         }
         Ok(MqttLogin {
             principal,
             expire_at: None,
         })
+    }
+
+    /// The binding rule of certificate login: a user with certificates bound to it accepts
+    /// only those (unexpired), which needs the fingerprint; a user with none accepts any
+    /// certificate that names it and chains to a trusted issuer.
+    pub(crate) async fn certificate_binding_allows(
+        &self,
+        user_id: Uuid,
+        fingerprint: Option<&str>,
+    ) -> CoreResult<bool> {
+        let bound = self.store.certificates_of_users(&[user_id]).await?;
+        let now = self.clock.now_millis();
+        let mut bound = bound
+            .iter()
+            .flat_map(|(_, certificates)| certificates.iter())
+            .peekable();
+        if bound.peek().is_none() {
+            return Ok(true);
+        }
+        let Some(fingerprint) = fingerprint else {
+            return Ok(false);
+        };
+        Ok(bound.any(|certificate| {
+            certificate.fingerprint == fingerprint
+                && certificate.expires_at.is_none_or(|expiry| expiry > now)
+        }))
     }
 
     /// One step of MQTT 5 enhanced authentication for the client `(mountpoint, client_id)`.
@@ -556,8 +584,10 @@ mod tests {
             username: "device".into(),
             enabled: true,
             superuser: false,
-            password_grant: true,
-            certificate_grant: false,
+            grant_types: vec![crate::model::GrantType {
+                method: crate::model::GrantMethod::Password,
+                is_required: false,
+            }],
             publish_prefix: prefix.map(str::to_owned),
             rights: TopicTree::new(
                 filters

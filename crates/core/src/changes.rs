@@ -21,8 +21,10 @@ use crate::model::{
     TokenPurpose, User, UserCredentials,
 };
 use crate::permission::Permission;
+use crate::registry::Registration;
 use crate::store::{
-    ApiKeyQuery, MfaAttempt, NewUser, PasswordChange, RoleQuery, Store, UserQuery, UserUpdate,
+    ApiKeyQuery, MfaAttempt, NewUser, PasswordChange, RoleQuery, Store, TrustedCertificate,
+    UserQuery, UserUpdate,
 };
 
 /// The generation of identity data in this process.
@@ -395,6 +397,50 @@ impl Store for NotifyingStore {
 
     async fn reset_mfa_attempts(&self, user_id: Uuid) -> CoreResult<()> {
         self.inner.reset_mfa_attempts(user_id).await
+    }
+
+    async fn insert_registration(&self, registration: Registration) -> CoreResult<()> {
+        self.inner.insert_registration(registration).await
+    }
+
+    async fn registration(&self, username: &str) -> CoreResult<Option<Registration>> {
+        self.inner.registration(username).await
+    }
+
+    async fn registrations(&self) -> CoreResult<Vec<Registration>> {
+        self.inner.registrations().await
+    }
+
+    async fn count_pending_registrations(&self) -> CoreResult<u64> {
+        self.inner.count_pending_registrations().await
+    }
+
+    async fn grant_registration(
+        &self,
+        username: &str,
+        user: NewUser,
+        certificate: Option<String>,
+    ) -> CoreResult<bool> {
+        let result = self
+            .inner
+            .grant_registration(username, user, certificate)
+            .await;
+        self.changed(result)
+    }
+
+    async fn insert_trusted_certificates(
+        &self,
+        certificates: Vec<TrustedCertificate>,
+    ) -> CoreResult<Vec<String>> {
+        self.inner.insert_trusted_certificates(certificates).await
+    }
+
+    async fn trusted_certificates(&self) -> CoreResult<Vec<TrustedCertificate>> {
+        self.inner.trusted_certificates().await
+    }
+
+    async fn delete_trusted_certificate(&self, id: &str) -> CoreResult<bool> {
+        self.inner.delete_trusted_certificate(id).await
     }
 
     async fn setting(&self, key: &str) -> CoreResult<Option<String>> {

@@ -239,6 +239,8 @@ pub enum PolicyBreach {
         /// The reuse period in days.
         days: u32,
     },
+    /// A username the naming rules refuse (the client registry reports it as a policy breach).
+    Username,
 }
 
 impl std::fmt::Display for PolicyBreach {
@@ -261,6 +263,10 @@ impl std::fmt::Display for PolicyBreach {
             PolicyBreach::Reused { days } => write!(
                 f,
                 "the password was already used within the last {days} days"
+            ),
+            PolicyBreach::Username => f.write_str(
+                "a username must be 3 to 128 characters, start with a letter or digit and \
+                 contain only letters, digits and _ . @ + -",
             ),
         }
     }

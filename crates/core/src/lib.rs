@@ -18,7 +18,9 @@ pub mod names;
 pub mod pairs;
 pub mod password;
 pub mod permission;
+pub mod pki;
 pub mod ratelimit;
+pub mod registry;
 pub mod roles;
 pub mod sealing;
 pub mod security;
@@ -27,6 +29,7 @@ pub mod store;
 pub mod tokens;
 pub mod topic;
 pub mod topic_tree;
+pub mod trust;
 pub mod users;
 
 pub use error::{AuthFailure, CoreError, CoreResult, PolicyBreach, Rejection};

@@ -218,6 +218,27 @@ impl User {
     pub fn allows_grant(&self, method: GrantMethod) -> bool {
         self.grant_types.iter().any(|grant| grant.method == method)
     }
+
+    /// Whether an authentication that proved the password (`password`) and/or a client
+    /// certificate (`certificate`) satisfies the grant types: at least one proven method is
+    /// granted, and every method marked `isRequired` is proven (so a user whose methods are
+    /// both required needs both, which only the HTTPS listener's `POST /api/login` and a
+    /// broker's certificate listener can carry).
+    pub fn grants_satisfied(&self, password: bool, certificate: bool) -> bool {
+        grants_satisfied(&self.grant_types, password, certificate)
+    }
+}
+
+/// The rule of [`User::grants_satisfied`], for holders of a copy of the grant types.
+pub fn grants_satisfied(grant_types: &[GrantType], password: bool, certificate: bool) -> bool {
+    let proven = |method: GrantMethod| match method {
+        GrantMethod::Password => password,
+        GrantMethod::Certificate => certificate,
+    };
+    grant_types.iter().any(|grant| proven(grant.method))
+        && grant_types
+            .iter()
+            .all(|grant| !grant.is_required || proven(grant.method))
 }
 
 /// A user together with the stored digest of its password, for authentication only.
@@ -415,5 +436,47 @@ impl ApiKey {
     /// Whether the key has expired at `now_millis`.
     pub fn is_expired(&self, now_millis: i64) -> bool {
         self.expiration_time != 0 && self.expiration_time < now_millis
+    }
+}
+
+#[cfg(test)]
+mod grant_rule_tests {
+    use super::*;
+
+    fn grants(list: &[(GrantMethod, bool)]) -> Vec<GrantType> {
+        list.iter()
+            .map(|&(method, is_required)| GrantType {
+                method,
+                is_required,
+            })
+            .collect()
+    }
+
+    /// Every combination of granted and required methods against every proof.
+    #[test]
+    fn at_least_one_granted_method_and_every_required_one() {
+        use GrantMethod::{Certificate as C, Password as P};
+        // (grant types, [password only, certificate only, both]).
+        let table = [
+            (grants(&[(P, false)]), [true, false, true]),
+            (grants(&[(C, false)]), [false, true, true]),
+            (grants(&[(P, false), (C, false)]), [true, true, true]),
+            (grants(&[(P, false), (C, true)]), [false, true, true]),
+            (grants(&[(P, true), (C, false)]), [true, false, true]),
+            (grants(&[(P, true), (C, true)]), [false, false, true]),
+            (grants(&[(C, true)]), [false, true, true]),
+            (Vec::new(), [false, false, false]),
+        ];
+        for (grant_types, expected) in table {
+            let proofs = [(true, false), (false, true), (true, true)];
+            for ((password, certificate), expected) in proofs.into_iter().zip(expected) {
+                assert_eq!(
+                    grants_satisfied(&grant_types, password, certificate),
+                    expected,
+                    "{grant_types:?} password={password} certificate={certificate}"
+                );
+            }
+            assert!(!grants_satisfied(&grant_types, false, false));
+        }
     }
 }

@@ -116,7 +116,9 @@ impl Gatehouse {
         password: &PlainPassword,
         client: Option<std::net::IpAddr>,
     ) -> CoreResult<PairLogin> {
-        let user = self.verify_password_login(login, password, client).await?;
+        let user = self
+            .verify_password_login(login, password, client, false)
+            .await?;
         self.pair_or_mfa(&user).await
     }
 

@@ -65,6 +65,9 @@ pub struct CoreSettings {
     /// MFA defaults and the ban. Configured in the file's `[mfa]` section.
     #[serde(skip)]
     pub mfa: MfaSettings,
+    /// Client registry limits. Configured in the file's `[registry]` section.
+    #[serde(skip)]
+    pub registry: crate::registry::RegistrySettings,
 }
 
 impl Default for CoreSettings {
@@ -85,6 +88,7 @@ impl Default for CoreSettings {
             token_pair: TokenPairSettings::default(),
             broker: crate::broker::BrokerSettings::default(),
             mfa: MfaSettings::default(),
+            registry: crate::registry::RegistrySettings::default(),
         }
     }
 }
@@ -163,6 +167,7 @@ pub struct Gatehouse {
     pub(crate) sealing: SealingKey,
     pub(crate) sms: Arc<dyn SmsSender>,
     pub(crate) mfa_limits: Arc<MfaLimits>,
+    pub(crate) pki: Option<Arc<crate::registry::Pki>>,
 }
 
 /// The login rate limiters, and the limits on password-reset link checks and mails.
@@ -171,6 +176,7 @@ pub(crate) struct LoginLimits {
     pub(crate) per_account: RateLimiter,
     pub(crate) reset_checks: RateLimiter,
     pub(crate) reset_mails: RateLimiter,
+    pub(crate) registry: RateLimiter,
 }
 
 impl Gatehouse {
@@ -205,6 +211,7 @@ impl Gatehouse {
                 },
                 clock.clone(),
             ),
+            registry: RateLimiter::new(settings.registry.per_address, clock.clone()),
         });
         let identity = IdentityGeneration::default();
         Self {
@@ -221,6 +228,7 @@ impl Gatehouse {
             sealing,
             sms: Arc::new(NoSmsSender),
             mfa_limits: Arc::new(MfaLimits::default()),
+            pki: None,
         }
     }
 

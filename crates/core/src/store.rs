@@ -15,6 +15,7 @@ use crate::model::{
     TokenPurpose, User, UserCredentials,
 };
 use crate::permission::Permission;
+use crate::registry::Registration;
 
 /// Which users to list.
 #[derive(Debug, Clone, Default)]
@@ -123,6 +124,17 @@ pub enum ApiKeySort {
     Description,
     /// `enabled`.
     Enabled,
+}
+
+/// A certificate the server trusts as an issuer of client certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedCertificate {
+    /// Lower-case hex SHA-256 fingerprint of the DER encoding.
+    pub id: String,
+    /// The certificate, PEM.
+    pub pem: String,
+    /// When it was added, Unix ms.
+    pub created_at: i64,
 }
 
 /// The outcome of reserving a second-factor attempt.
@@ -349,6 +361,37 @@ pub trait Store: Send + Sync + 'static {
     async fn ban_mfa(&self, user_id: Uuid, until: i64, now: i64) -> CoreResult<i64>;
     /// Clears the user's second-factor failures after a success.
     async fn reset_mfa_attempts(&self, user_id: Uuid) -> CoreResult<()>;
+
+    // --- client registry
+    /// Stores a new registration request; `Conflict` if one exists for the username.
+    async fn insert_registration(&self, registration: Registration) -> CoreResult<()>;
+    /// The request for `username`, if any.
+    async fn registration(&self, username: &str) -> CoreResult<Option<Registration>>;
+    /// Every request, oldest first.
+    async fn registrations(&self) -> CoreResult<Vec<Registration>>;
+    /// How many requests wait for a grant.
+    async fn count_pending_registrations(&self) -> CoreResult<u64>;
+    /// In one transaction: marks the pending request of `username` granted (with the signed
+    /// certificate, if any) and creates `user`. False, with nothing written, when there is no
+    /// pending request (another grant came first); `Conflict` when the username is taken.
+    async fn grant_registration(
+        &self,
+        username: &str,
+        user: NewUser,
+        certificate: Option<String>,
+    ) -> CoreResult<bool>;
+
+    // --- trusted certificates
+    /// Stores certificates the server trusts, skipping ids already stored; returns the ids
+    /// that were added.
+    async fn insert_trusted_certificates(
+        &self,
+        certificates: Vec<TrustedCertificate>,
+    ) -> CoreResult<Vec<String>>;
+    /// Every stored trusted certificate, oldest first.
+    async fn trusted_certificates(&self) -> CoreResult<Vec<TrustedCertificate>>;
+    /// Deletes a trusted certificate; false if it was not stored.
+    async fn delete_trusted_certificate(&self, id: &str) -> CoreResult<bool>;
 
     // --- settings
     /// The value stored under `key`, if any.

@@ -186,7 +186,7 @@ impl Gatehouse {
         self.user_views(&ids).await
     }
 
-    async fn prepare_new_user(&self, draft: UserDraft) -> CoreResult<NewUser> {
+    pub(crate) async fn prepare_new_user(&self, draft: UserDraft) -> CoreResult<NewUser> {
         let grant_types = draft.grant_types.unwrap_or_else(|| {
             vec![GrantType {
                 method: GrantMethod::Password,

@@ -11,6 +11,8 @@ use figment::Figment;
 use gatehouse_core::broker::BrokerSettings;
 use gatehouse_core::hashing::Argon2Config;
 use gatehouse_core::mfa::MfaSettings;
+use gatehouse_core::pki::IssuanceProfile;
+use gatehouse_core::registry::RegistrySettings;
 use gatehouse_core::service::CoreSettings;
 use serde::{Deserialize, Serialize};
 
@@ -248,6 +250,68 @@ impl fmt::Debug for MfaConfig {
     }
 }
 
+/// The `[pki]` section: the built-in certificate authority and what it issues to devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PkiConfig {
+    /// PEM file of the CA certificate to use instead of the generated one (with `ca_key`).
+    pub ca_certificate: Option<PathBuf>,
+    /// PEM file of the CA's PKCS#8 private key (with `ca_certificate`).
+    pub ca_key: Option<PathBuf>,
+    /// Common name of a generated CA.
+    pub ca_common_name: String,
+    /// Validity of a generated CA, days.
+    pub ca_days: u32,
+    /// What device certificates carry: validity, key usage, extended key usage.
+    #[serde(flatten)]
+    pub issuance: IssuanceProfile,
+}
+
+impl Default for PkiConfig {
+    fn default() -> Self {
+        Self {
+            ca_certificate: None,
+            ca_key: None,
+            ca_common_name: "Gatehouse Device CA".to_owned(),
+            ca_days: 3650,
+            issuance: IssuanceProfile::default(),
+        }
+    }
+}
+
+/// The `[tls]` section: the optional HTTPS listener that asks for client certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Address of the HTTPS listener; unset (default): no HTTPS listener.
+    pub listen: Option<SocketAddr>,
+    /// PEM file of the server certificate chain (with `key`). Unset: a certificate for
+    /// `server_names` is issued by the built-in CA at each start.
+    pub certificate: Option<PathBuf>,
+    /// PEM file of the server's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// DNS names and IP addresses of an issued server certificate.
+    pub server_names: Vec<String>,
+    /// Seconds a change of the trusted certificates takes to reach the listener at most.
+    pub trust_refresh_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            certificate: None,
+            key: None,
+            server_names: vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ],
+            trust_refresh_secs: 5,
+        }
+    }
+}
+
 /// Everything Gatehouse can be configured with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -276,6 +340,12 @@ pub struct Settings {
     pub broker: BrokerConfig,
     /// Multi-factor authentication. Its `Debug` hides the key and the gateway's headers.
     pub mfa: MfaConfig,
+    /// The built-in certificate authority.
+    pub pki: PkiConfig,
+    /// The HTTPS listener with client certificates.
+    pub tls: TlsConfig,
+    /// The client registry.
+    pub registry: RegistrySettings,
 }
 
 impl Default for Settings {
@@ -293,6 +363,9 @@ impl Default for Settings {
             mail: MailSettings::default(),
             broker: BrokerConfig::default(),
             mfa: MfaConfig::default(),
+            pki: PkiConfig::default(),
+            tls: TlsConfig::default(),
+            registry: RegistrySettings::default(),
         }
     }
 }
@@ -312,7 +385,7 @@ pub struct Overrides {
 }
 
 /// Top-level settings, as named after `GATEHOUSE_` (lower case, before any `__`).
-const SETTING_NAMES: [&str; 12] = [
+const SETTING_NAMES: [&str; 15] = [
     "listen",
     "data_dir",
     "database_url",
@@ -325,6 +398,9 @@ const SETTING_NAMES: [&str; 12] = [
     "mail",
     "broker",
     "mfa",
+    "pki",
+    "tls",
+    "registry",
 ];
 
 /// Settings taken verbatim from their environment variable (after the `__` split), so that a

@@ -6,3 +6,4 @@ pub mod mail;
 pub mod sms;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;

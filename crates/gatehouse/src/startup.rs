@@ -10,6 +10,7 @@ use base64::Engine as _;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::hashing::PasswordHasher;
 use gatehouse_core::password::PlainPassword;
+use gatehouse_core::pki::CertificateAuthority;
 use gatehouse_core::sealing::SealingKey;
 use gatehouse_core::service::CoreSettings;
 use gatehouse_core::tokens::TokenKeys;
@@ -50,6 +51,12 @@ pub enum StartupError {
     /// The `[broker]` settings are unusable.
     #[error("invalid broker settings: {0}")]
     Broker(String),
+    /// The `[pki]` settings or the CA files are unusable.
+    #[error("invalid PKI settings: {0}")]
+    Pki(String),
+    /// The `[tls]` settings or the HTTPS listener are unusable.
+    #[error("invalid TLS settings: {0}")]
+    Tls(String),
     /// The listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -63,6 +70,7 @@ pub enum StartupError {
 /// A started application, ready to serve.
 pub struct Application {
     listener: TcpListener,
+    tls: Option<crate::tls::TlsListener>,
     router: axum::Router,
     store: SqlStore,
     /// The admin password generated at first start, to be shown once.
@@ -82,6 +90,7 @@ impl Application {
     ) -> Result<Self, StartupError> {
         CoreSettings {
             mfa: settings.mfa.core(),
+            registry: settings.registry,
             ..settings.auth.clone()
         }
         .validate()?;
@@ -125,12 +134,20 @@ impl Application {
             CoreSettings {
                 broker: settings.broker.core(),
                 mfa: settings.mfa.core(),
+                registry: settings.registry,
                 ..settings.auth.clone()
             },
         )
         .with_mail(mailer, &public_url)
         .with_sms(sms);
         core.verify_sealing_key().await?;
+        settings
+            .pki
+            .issuance
+            .validate()
+            .map_err(|error| StartupError::Pki(error.to_string()))?;
+        let authority = certificate_authority(settings, &store, core.now_millis()).await?;
+        let core = core.with_pki(authority, settings.pki.issuance.clone());
         let admin_password = settings
             .admin_password
             .as_deref()
@@ -150,9 +167,14 @@ impl Application {
             broker_access,
             broker_certificates: CertificateListeners::new(&settings.broker.certificate_listeners),
         };
+        let tls = match settings.tls.listen {
+            Some(address) => Some(tls_listener(settings, address, &state.core).await?),
+            None => None,
+        };
         let router = gatehouse_server::app(state, limits);
         Ok(Self {
             listener,
+            tls,
             router,
             store,
             generated_admin_password,
@@ -164,19 +186,37 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The address of the HTTPS listener, when `tls.listen` is set.
+    pub fn tls_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.tls.as_ref().map(crate::tls::TlsListener::local_addr)
+    }
+
     /// Serves until `shutdown` completes, then finishes in-flight requests and closes the
     /// database.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tls = self
+            .tls
+            .map(|tls| tokio::spawn(tls.serve(self.router.clone(), stopped.clone())));
         // Peer addresses feed the per-address rate limits.
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                // The receivers live as long as the listeners; none gone is no error.
+                let _ = stop.send(true);
+            })
             .await;
+        if let Some(tls) = tls {
+            if let Err(error) = tls.await {
+                tracing::error!(%error, "the HTTPS listener failed");
+            }
+        }
         self.store.close().await;
         result
     }
@@ -191,6 +231,130 @@ fn public_url(settings: &Settings, bound: SocketAddr) -> Result<String, StartupE
         ))),
         None => Ok(format!("http://{bound}")),
     }
+}
+
+/// Names of the generated CA files in the data directory.
+const CA_CERTIFICATE_FILE: &str = "ca.crt";
+/// See above; readable by the owner only.
+const CA_KEY_FILE: &str = "ca.key";
+/// Setting key of the CA fingerprint the database was set up with (every replica must agree).
+const CA_FINGERPRINT_SETTING: &str = "pki.ca_fingerprint";
+
+/// The CA: `pki.ca_certificate` and `pki.ca_key`, else the files in the data directory,
+/// generated at first start. Every replica must use the same CA: its fingerprint is recorded in
+/// the database at first start, and a server with another CA refuses to start.
+async fn certificate_authority(
+    settings: &Settings,
+    store: &SqlStore,
+    now_millis: i64,
+) -> Result<CertificateAuthority, StartupError> {
+    use gatehouse_core::store::Store;
+    let pki = &settings.pki;
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .map_err(|error| StartupError::Pki(format!("{}: {error}", path.display())))
+    };
+    let invalid = |error: gatehouse_core::CoreError| StartupError::Pki(error.to_string());
+    let authority = match (&pki.ca_certificate, &pki.ca_key) {
+        (Some(certificate), Some(key)) => {
+            CertificateAuthority::from_pem(&read(certificate)?, &read(key)?).map_err(invalid)?
+        }
+        (None, None) => {
+            let certificate_path = settings.data_dir.join(CA_CERTIFICATE_FILE);
+            let key_path = settings.data_dir.join(CA_KEY_FILE);
+            match (certificate_path.exists(), key_path.exists()) {
+                (true, true) => {
+                    CertificateAuthority::from_pem(&read(&certificate_path)?, &read(&key_path)?)
+                        .map_err(invalid)?
+                }
+                (false, false) => {
+                    let generated = CertificateAuthority::generate(
+                        &pki.ca_common_name,
+                        pki.ca_days,
+                        now_millis,
+                    )
+                    .map_err(invalid)?;
+                    let data_dir_error = |source| StartupError::DataDir {
+                        path: settings.data_dir.display().to_string(),
+                        source,
+                    };
+                    std::fs::create_dir_all(&settings.data_dir).map_err(data_dir_error)?;
+                    write_private_file(&key_path, &generated.key_pem).map_err(data_dir_error)?;
+                    std::fs::write(&certificate_path, &generated.certificate_pem)
+                        .map_err(data_dir_error)?;
+                    tracing::info!(path = %certificate_path.display(), "generated the device CA");
+                    generated.authority
+                }
+                _ => {
+                    return Err(StartupError::Pki(format!(
+                        "{} and {} must both exist or both be absent",
+                        certificate_path.display(),
+                        key_path.display()
+                    )))
+                }
+            }
+        }
+        _ => {
+            return Err(StartupError::Pki(
+                "pki.ca_certificate and pki.ca_key must be set together".to_owned(),
+            ))
+        }
+    };
+    let fingerprint = authority.fingerprint();
+    let recorded = store
+        .setting_or_insert(CA_FINGERPRINT_SETTING, &fingerprint)
+        .await?;
+    if recorded != fingerprint {
+        return Err(StartupError::Pki(format!(
+            "this server's CA (SHA-256 {fingerprint}) is not the one the database was set up \
+             with ({recorded}); give every replica the same pki.ca_certificate and pki.ca_key"
+        )));
+    }
+    Ok(authority)
+}
+
+/// Binds the HTTPS listener with `tls.certificate`/`tls.key`, or with a certificate for
+/// `tls.server_names` issued by the CA now.
+async fn tls_listener(
+    settings: &Settings,
+    address: SocketAddr,
+    core: &Gatehouse,
+) -> Result<crate::tls::TlsListener, StartupError> {
+    let tls = &settings.tls;
+    let identity = match (&tls.certificate, &tls.key) {
+        (Some(certificate), Some(key)) => {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path)
+                    .map_err(|error| StartupError::Tls(format!("{}: {error}", path.display())))
+            };
+            crate::tls::ServerIdentity::from_pem(&read(certificate)?, &read(key)?)
+                .map_err(StartupError::Tls)?
+        }
+        (None, None) => {
+            let pki = core
+                .pki()
+                .ok_or_else(|| StartupError::Tls("no certificate authority".to_owned()))?;
+            let (certificate, key) = pki
+                .authority
+                .issue_server(&tls.server_names, 365, core.now_millis())
+                .map_err(|error| StartupError::Tls(error.to_string()))?;
+            crate::tls::ServerIdentity::from_pem(certificate.as_bytes(), key.as_bytes())
+                .map_err(StartupError::Tls)?
+        }
+        _ => {
+            return Err(StartupError::Tls(
+                "tls.certificate and tls.key must be set together".to_owned(),
+            ))
+        }
+    };
+    crate::tls::TlsListener::bind(
+        address,
+        core.clone(),
+        identity,
+        std::time::Duration::from_secs(tls.trust_refresh_secs),
+    )
+    .await
+    .map_err(StartupError::Tls)
 }
 
 /// Name of the generated MFA key file in the data directory.

@@ -11,7 +11,7 @@ use common::{Engine, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// Every operation the server must document: C1–C28 and T1–T11, T22–T26 (numbered as in the
+/// Every operation the server must document: C1–C36, C41–C45 and T1–T11, T22–T26 (numbered as in the
 /// endpoint list) with the ThingsBoard companions, the broker hooks, the health endpoints and
 /// the metrics. Adding or removing a route without updating this list fails.
 const EXPECTED: &[(&str, &str)] = &[
@@ -43,6 +43,14 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET", "/api/session"),                            // C26
     ("GET", "/api/permissions/page"),                   // C27
     ("GET", "/api/permissions/ids"),                    // C28
+    ("POST", "/api/client-registry/register"),          // C29
+    ("GET", "/api/client-registry"),                    // C30
+    ("POST", "/api/client-registry/open"),              // C31
+    ("POST", "/api/client-registry/confirm"),           // C32
+    ("GET", "/api/certificates"),                       // C33
+    ("POST", "/api/certificates"),                      // C34
+    ("GET", "/api/certificates/content"),               // C35
+    ("DELETE", "/api/certificates/{id}"),               // C36
     ("POST", "/api/mfa/enable"),                        // C41
     ("POST", "/api/mfa/validate"),                      // C42
     ("POST", "/api/mfa/login"),                         // C43
@@ -115,6 +123,7 @@ const EXPECTED: &[(&str, &str)] = &[
 /// Operations that need no token.
 const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/login"),
+    ("POST", "/api/client-registry/register"),
     ("POST", "/api/mfa/login"),
     ("POST", "/api/auth/login"),
     ("POST", "/api/auth/token"),
@@ -366,7 +375,16 @@ async fn every_operation_is_described_completely() {
                 "{name}: a malformed id is a 400"
             );
             for parameter in operation["parameters"].as_array().expect("parameters") {
-                if parameter["in"] == "path" {
+                if parameter["in"] != "path" {
+                    continue;
+                }
+                // Trusted certificates are named by their SHA-256 fingerprint, all else by UUID.
+                if path.starts_with("/api/certificates/") {
+                    assert_eq!(
+                        parameter["schema"]["pattern"], "^[0-9a-fA-F]{64}$",
+                        "{name}: {parameter}"
+                    );
+                } else {
                     assert_eq!(parameter["schema"]["format"], "uuid", "{name}: {parameter}");
                 }
             }

@@ -40,3 +40,27 @@ impl FromRequestParts<AppState> for ClientAddress {
         Ok(Self(peer))
     }
 }
+
+/// The client certificate (DER, leaf first) that the HTTPS listener verified against the
+/// trusted issuers on this request's connection. The listener inserts it into the request's
+/// extensions; plain HTTP requests never carry one.
+#[derive(Debug, Clone)]
+pub struct ClientCertificate(pub std::sync::Arc<Vec<u8>>);
+
+impl ClientCertificate {
+    /// The certificate of the request's connection, if any.
+    pub fn of(parts: &Parts) -> Option<Self> {
+        parts.extensions.get::<ClientCertificate>().cloned()
+    }
+}
+
+/// Extracts the request's [`ClientCertificate`], if any.
+pub struct PeerCertificate(pub Option<ClientCertificate>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerCertificate {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(ClientCertificate::of(parts)))
+    }
+}

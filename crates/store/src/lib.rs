@@ -8,6 +8,7 @@
 //! queue instead of failing on lock upgrade).
 
 mod mfa;
+mod registry;
 mod rows;
 
 use std::str::FromStr;
@@ -21,9 +22,10 @@ use gatehouse_core::model::{
     TokenPurpose, User, UserCredentials,
 };
 use gatehouse_core::permission::Permission;
+use gatehouse_core::registry::Registration;
 use gatehouse_core::store::{
-    ApiKeyQuery, ApiKeySort, MfaAttempt, NewUser, PasswordChange, RoleQuery, Store, UserQuery,
-    UserUpdate,
+    ApiKeyQuery, ApiKeySort, MfaAttempt, NewUser, PasswordChange, RoleQuery, Store,
+    TrustedCertificate, UserQuery, UserUpdate,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
@@ -295,6 +297,21 @@ async fn insert_user_row(tx: &mut Tx, user: &User, password_hash: Option<&str>) 
 }
 
 /// Appends a hash to the user's password history.
+/// Inserts a user with its own role, roles and certificates (see [`NewUser`]).
+async fn insert_new_user(tx: &mut Tx, new: &NewUser) -> CoreResult<()> {
+    insert_user_row(tx, &new.user, new.password_hash.as_deref()).await?;
+    let mut role_ids = new.role_ids.clone();
+    if let Some(own) = &new.own_role {
+        insert_role_row(tx, own).await?;
+        role_ids.push(own.id);
+    }
+    insert_user_roles(tx, new.user.id, &role_ids).await?;
+    for certificate in &new.certificates {
+        insert_certificate(tx, new.user.id, certificate).await?;
+    }
+    Ok(())
+}
+
 async fn insert_history(tx: &mut Tx, user_id: &str, hash: &str, changed_at: i64) -> CoreResult<()> {
     sqlx::query(
         "INSERT INTO password_history (user_id, password_hash, changed_at) VALUES ($1, $2, $3)",
@@ -479,16 +496,7 @@ impl Store for SqlStore {
     async fn insert_users(&self, users: Vec<NewUser>) -> CoreResult<()> {
         let mut tx = self.begin_write().await?;
         for new in &users {
-            insert_user_row(&mut tx, &new.user, new.password_hash.as_deref()).await?;
-            let mut role_ids = new.role_ids.clone();
-            if let Some(own) = &new.own_role {
-                insert_role_row(&mut tx, own).await?;
-                role_ids.push(own.id);
-            }
-            insert_user_roles(&mut tx, new.user.id, &role_ids).await?;
-            for certificate in &new.certificates {
-                insert_certificate(&mut tx, new.user.id, certificate).await?;
-            }
+            insert_new_user(&mut tx, new).await?;
         }
         tx.commit().await.map_err(db_error)
     }
@@ -1472,6 +1480,46 @@ impl Store for SqlStore {
 
     async fn reset_mfa_attempts(&self, user_id: Uuid) -> CoreResult<()> {
         self.clear_mfa_attempts(user_id).await
+    }
+
+    async fn insert_registration(&self, registration: Registration) -> CoreResult<()> {
+        self.store_registration(registration).await
+    }
+
+    async fn registration(&self, username: &str) -> CoreResult<Option<Registration>> {
+        Ok(self.select_registrations(Some(username)).await?.pop())
+    }
+
+    async fn registrations(&self) -> CoreResult<Vec<Registration>> {
+        self.select_registrations(None).await
+    }
+
+    async fn count_pending_registrations(&self) -> CoreResult<u64> {
+        self.count_pending().await
+    }
+
+    async fn grant_registration(
+        &self,
+        username: &str,
+        user: NewUser,
+        certificate: Option<String>,
+    ) -> CoreResult<bool> {
+        self.grant(username, user, certificate).await
+    }
+
+    async fn insert_trusted_certificates(
+        &self,
+        certificates: Vec<TrustedCertificate>,
+    ) -> CoreResult<Vec<String>> {
+        self.store_trusted(certificates).await
+    }
+
+    async fn trusted_certificates(&self) -> CoreResult<Vec<TrustedCertificate>> {
+        self.select_trusted().await
+    }
+
+    async fn delete_trusted_certificate(&self, id: &str) -> CoreResult<bool> {
+        self.remove_trusted(id).await
     }
 
     async fn setting(&self, key: &str) -> CoreResult<Option<String>> {

@@ -115,6 +115,8 @@ impl Drop for PostgresDatabase {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// `https://127.0.0.1:PORT` of the HTTPS listener, when `tls.listen` was set.
+    pub tls_base: Option<String>,
     /// HTTP client (no redirects followed).
     pub client: reqwest::Client,
     /// A token of the bootstrap admin.
@@ -181,6 +183,9 @@ impl TestApp {
             .await
             .expect("application starts");
         let address = application.local_addr().expect("bound address");
+        let tls_base = application
+            .tls_addr()
+            .map(|address| format!("https://{}", address.expect("bound HTTPS address")));
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = application
@@ -195,6 +200,7 @@ impl TestApp {
             .expect("http client");
         let mut app = Self {
             base: format!("http://{address}"),
+            tls_base,
             client,
             admin_token: String::new(),
             engine,
@@ -220,6 +226,54 @@ impl TestApp {
         let clock = Arc::new(ManualClock::new(1_900_000_000_000));
         let app = TestApp::spawn_with(engine, adjust, Some(clock.clone())).await;
         (app, clock)
+    }
+
+    /// Stops this app and starts a fresh one on the same engine with the HTTPS listener on a
+    /// random loopback port (and `adjust`ed settings).
+    pub async fn with_tls(self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let engine = self.engine;
+        self.stop().await;
+        TestApp::spawn_with(
+            engine,
+            |settings| {
+                settings.tls.listen = Some("127.0.0.1:0".parse().expect("loopback address"));
+                adjust(settings);
+            },
+            None,
+        )
+        .await
+    }
+
+    /// The built-in CA certificate (PEM), as written to the data directory.
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.settings.data_dir.join("ca.crt")).expect("ca.crt")
+    }
+
+    /// A client for the HTTPS listener that trusts the built-in CA and presents `identity`
+    /// (certificate and private key, PEM) when given.
+    pub fn https_client(&self, identity: Option<(&str, &str)>) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.ca_pem().as_bytes()).expect("CA PEM"),
+            )
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some((certificate, key)) = identity {
+            let pem = format!("{certificate}\n{key}");
+            builder =
+                builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).expect("identity"));
+        }
+        builder.build().expect("https client")
+    }
+
+    /// Absolute URL of `path` on the HTTPS listener.
+    pub fn tls_url(&self, path: &str) -> String {
+        format!(
+            "{}{}",
+            self.tls_base.as_deref().expect("HTTPS listener"),
+            path
+        )
     }
 
     /// Whether any stored byte sequence of the database holds `needle` (SQLite: the database files

@@ -1,6 +1,8 @@
 //! The authenticated caller of a Connectware endpoint. Extracting it authenticates the token
 //! (`Authorization: Bearer …` or `?apiToken=…`) and authorizes the request by the caller's
-//! `http` permissions against the request's method and path.
+//! `http` permissions against the request's method and path. Without a token, a client
+//! certificate verified by the HTTPS listener authenticates its user (see
+//! `Gatehouse::authenticate_certificate`).
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -10,6 +12,7 @@ use gatehouse_core::auth::Principal;
 use gatehouse_core::{AuthFailure, CoreError};
 
 use super::error::ApiError;
+use crate::client::ClientCertificate;
 use crate::AppState;
 
 /// An authenticated and authorized caller.
@@ -50,9 +53,16 @@ async fn authenticate(
     state: &AppState,
     allow_enrolment: bool,
 ) -> Result<Principal, Response> {
-    let token = token_of(parts)
-        .filter(|token| !token.is_empty())
-        .ok_or_else(|| ApiError(MISSING).into_response())?;
+    let token = token_of(parts).filter(|token| !token.is_empty());
+    let Some(token) = token else {
+        // On the HTTPS listener a verified client certificate authenticates on its own.
+        let certificate = ClientCertificate::of(parts).ok_or(MISSING);
+        let principal = match certificate {
+            Ok(ClientCertificate(der)) => state.core.authenticate_certificate(&der).await,
+            Err(missing) => Err(missing),
+        };
+        return principal.map_err(|error| ApiError(error).into_response());
+    };
     let principal = if allow_enrolment {
         state.core.authenticate_enrolling(&token).await
     } else {

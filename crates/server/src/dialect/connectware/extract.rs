@@ -12,6 +12,17 @@ use serde_json::Value;
 
 use super::error::error_response;
 
+/// The request's media type (`Content-Type` without parameters), lower case; empty when absent.
+pub fn media_type(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// A JSON object body. Other JSON values are refused even where serde would accept them (it
 /// reads an array into a struct field by field, so `["a", "b"]` could pass for an object).
 pub struct Body<T>(pub T);

@@ -7,10 +7,12 @@
 //! caller's `http` permissions against the request path.
 
 mod caller;
+mod certificates;
 mod error;
 mod extract;
 mod mfa;
 mod permissions;
+mod registry;
 mod roles;
 mod schema;
 mod session;
@@ -41,16 +43,17 @@ use crate::AppState;
             schema::PayloadTooLarge,
             schema::UnsupportedMediaType,
             schema::UnprocessableEntity,
+            schema::Locked,
             schema::TooManyRequests,
             schema::ServiceUnavailable,
             schema::InternalError,
         )
     ),
-    tags((name = "connectware", description = "The Connectware Auth-Server dialect (C1–C28, C41–C45)"))
+    tags((name = "connectware", description = "The Connectware Auth-Server dialect (C1–C36, C41–C45)"))
 )]
 struct ConnectwareDoc;
 
-/// The Connectware routes (C1–C28, C41–C45), each registered with its OpenAPI description.
+/// The Connectware routes (C1–C36, C41–C45), each registered with its OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ConnectwareDoc::openapi())
         .routes(routes!(users::create))
@@ -79,4 +82,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mfa::login))
         .routes(routes!(mfa::disable))
         .routes(routes!(mfa::regenerate_backup_codes))
+        .routes(routes!(registry::register))
+        .routes(routes!(registry::list))
+        .routes(routes!(registry::open))
+        .routes(routes!(registry::confirm))
+        .routes(routes!(certificates::list, certificates::add))
+        .routes(routes!(certificates::content))
+        .routes(routes!(certificates::delete))
 }

@@ -138,9 +138,11 @@ error_responses! {
     /// 415.
     UnsupportedMediaType => "The body is not sent as `Content-Type: application/json`.";
     /// 422.
-    UnprocessableEntity => "A password breaks the password policy.";
+    UnprocessableEntity => "A password breaks the password policy (in the client registry also: a username breaks the naming rules).";
+    /// 423.
+    Locked => "The client registry is not open (or holds too many pending requests); try again later.";
     /// 429, with `Retry-After`.
-    TooManyRequests => "Too many failed logins for this address or account.",
+    TooManyRequests => "Too many failed logins for this address or account (or registrations for this address).",
         [("Retry-After", "Seconds to wait before trying again.")];
     /// 503.
     ServiceUnavailable => "Overloaded (the password-hashing queue is full) or the request exceeded `http.request_timeout_secs`.";

@@ -16,7 +16,7 @@ use super::schema::{
     Unauthorized, UnsupportedMediaType,
 };
 use super::wire::{permissions_out, PermissionOut};
-use crate::client::ClientAddress;
+use crate::client::{ClientAddress, ClientCertificate, PeerCertificate};
 use crate::AppState;
 
 /// Body of C25.
@@ -108,6 +108,7 @@ impl LoginOut {
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
+    PeerCertificate(certificate): PeerCertificate,
     Body(body): Body<LoginIn>,
 ) -> Result<Json<LoginOut>, ApiError> {
     let request = LoginRequest {
@@ -116,6 +117,7 @@ pub async fn login(
         lifetime_hours: body.expire_time_in_hours,
         label: body.label,
         client,
+        certificate: certificate.map(|ClientCertificate(der)| der.to_vec()),
     };
     let answer = match state.core.login(request).await? {
         LoginResult::Complete(outcome) => LoginOut::token(outcome, false),

@@ -165,6 +165,7 @@ fn breach_message(breach: &PolicyBreach) -> String {
         PolicyBreach::Reused { days } => {
             format!("Password was already used for the last {days} days")
         }
+        PolicyBreach::Username => breach.to_string(),
     }
 }
 
