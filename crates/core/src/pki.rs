@@ -125,12 +125,14 @@ impl DeviceCsr {
         if !rest.is_empty() {
             return Err(bad("has trailing data"));
         }
+        let info = &csr.certification_request_info;
+        // The key first: a signature by a key type that is not accepted cannot be verified, and
+        // the key's rule is the useful answer.
+        check_key(&info.subject_pki).map_err(bad)?;
         csr.verify_signature()
             .map_err(|_| bad("has an invalid signature"))?;
-        let info = &csr.certification_request_info;
         let common_name = common_name(&info.subject)
             .ok_or_else(|| bad("must name a subject common name (CN)"))?;
-        check_key(&info.subject_pki).map_err(bad)?;
         Ok(Self {
             common_name,
             pem: pem.trim().to_owned(),
@@ -166,14 +168,27 @@ fn check_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(), &
     }
 }
 
+/// The PEM blocks of `text` as (label, DER). Strict: every `-----BEGIN ` must open a complete
+/// block whose END line repeats its label, and the base64 must be sound; text between blocks
+/// is ignored.
+fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let blocks = pem::parse_many(text).map_err(|error| format!("is not sound PEM: {error}"))?;
+    if blocks.len() != text.matches("-----BEGIN ").count() {
+        return Err("holds an incomplete PEM block".to_owned());
+    }
+    Ok(blocks
+        .into_iter()
+        .map(|block| (block.tag().to_owned(), block.into_contents()))
+        .collect())
+}
+
 /// The DER content of the only PEM block of `text`, which must carry `label`.
 fn single_pem(text: &str, label: &str) -> Option<Vec<u8>> {
-    let mut blocks = x509_parser::pem::Pem::iter_from_buffer(text.as_bytes());
-    let first = blocks.next()?.ok()?;
-    if blocks.next().is_some() || first.label != label {
+    let mut blocks = pem_blocks(text).ok()?;
+    if blocks.len() != 1 || blocks[0].0 != label {
         return None;
     }
-    Some(first.contents)
+    blocks.pop().map(|(_, der)| der)
 }
 
 fn common_name(name: &X509Name<'_>) -> Option<String> {
@@ -590,36 +605,28 @@ impl CertificateInfo {
         if text.len() > MAX_PEM_BYTES {
             return Err(CoreError::invalid("certificate", "the bundle is too large"));
         }
+        let blocks =
+            pem_blocks(text).map_err(|reason| CoreError::invalid("certificate", reason))?;
+        if blocks.len() > MAX_BUNDLE_CERTIFICATES {
+            return Err(CoreError::invalid(
+                "certificate",
+                format!("a bundle holds at most {MAX_BUNDLE_CERTIFICATES} certificates"),
+            ));
+        }
         let mut certificates = Vec::new();
-        for (index, block) in x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()).enumerate() {
-            let block = block.map_err(|_| {
-                CoreError::invalid("certificate", format!("PEM block {} is damaged", index + 1))
-            })?;
-            if block.label != "CERTIFICATE" {
+        for (index, (label, der)) in blocks.into_iter().enumerate() {
+            if label != "CERTIFICATE" {
                 return Err(CoreError::invalid(
                     "certificate",
-                    format!(
-                        "PEM block {} is a {}, not a CERTIFICATE",
-                        index + 1,
-                        block.label
-                    ),
+                    format!("PEM block {} is a {label}, not a CERTIFICATE", index + 1),
                 ));
             }
-            if certificates.len() == MAX_BUNDLE_CERTIFICATES {
-                return Err(CoreError::invalid(
-                    "certificate",
-                    format!("a bundle holds at most {MAX_BUNDLE_CERTIFICATES} certificates"),
-                ));
-            }
-            certificates.push(
-                Self::from_der(&block.contents).map_err(|error| match error {
-                    CoreError::Invalid { reason, .. } => CoreError::invalid(
-                        "certificate",
-                        format!("PEM block {} {reason}", index + 1),
-                    ),
-                    other => other,
-                })?,
-            );
+            certificates.push(Self::from_der(&der).map_err(|error| match error {
+                CoreError::Invalid { reason, .. } => {
+                    CoreError::invalid("certificate", format!("PEM block {} {reason}", index + 1))
+                }
+                other => other,
+            })?);
         }
         if certificates.is_empty() {
             return Err(CoreError::invalid(
@@ -838,8 +845,17 @@ mod tests {
             let _ = DeviceCsr::parse_pem(&request[..cut], "csr");
         }
         let certificate = authority().certificate_pem().to_owned();
-        for cut in 0..certificate.len() {
-            let _ = CertificateInfo::parse_bundle(&certificate[..cut]);
+        // Every cut before the END line's last dash leaves an incomplete block.
+        let complete = certificate.trim_end().len();
+        for cut in 0..complete {
+            assert!(
+                CertificateInfo::parse_bundle(&certificate[..cut]).is_err(),
+                "{:?}",
+                &certificate[cut.saturating_sub(30)..cut]
+            );
         }
+        assert!(CertificateInfo::parse_bundle(&certificate[..complete]).is_ok());
+        let mislabelled = certificate.replace("END CERTIFICATE", "END PRIVATE KEY");
+        assert!(CertificateInfo::parse_bundle(&mislabelled).is_err());
     }
 }

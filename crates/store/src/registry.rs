@@ -150,24 +150,30 @@ impl SqlStore {
         certificate: Option<String>,
     ) -> CoreResult<bool> {
         let mut tx = self.begin_write().await?;
-        // The user first: the request's row refers to it.
-        insert_new_user(&mut tx, &user).await?;
-        let granted = sqlx::query(
-            "UPDATE registry_requests SET granted = $1, certificate = $2, user_id = $3 \
-             WHERE username = $4 AND granted = 0",
+        // The request is claimed first: of parallel grants, the others find it granted (or wait
+        // for the row and then find it granted) and report it gone, before touching users.
+        let claimed = sqlx::query(
+            "UPDATE registry_requests SET granted = $1, certificate = $2 \
+             WHERE username = $3 AND granted = 0",
         )
         .bind(flag(true))
         .bind(certificate.as_deref())
-        .bind(user.user.id.to_string())
         .bind(username)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?
         .rows_affected();
-        if granted == 0 {
+        if claimed == 0 {
             tx.rollback().await.map_err(db_error)?;
             return Ok(false);
         }
+        insert_new_user(&mut tx, &user).await?;
+        sqlx::query("UPDATE registry_requests SET user_id = $1 WHERE username = $2")
+            .bind(user.user.id.to_string())
+            .bind(username)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
     }

@@ -1,7 +1,6 @@
 //! Trusted certificates (C33–C36): the issuers whose client certificates the HTTPS listener
 //! accepts. The built-in CA is listed first and cannot be removed.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::caller::Caller;
 use super::error::{error_response, ApiError};
-use super::extract::media_type;
+use super::extract::{media_type, RawBody};
 use super::schema::{
     BadRequest, Forbidden, InternalError, NotFound, PayloadTooLarge, ServiceUnavailable,
     Unauthorized, UnsupportedMediaType,
@@ -194,7 +193,7 @@ pub async fn add(
     State(state): State<AppState>,
     _caller: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<Vec<CertificateOut>>, Response> {
     let Some(pem) = pem_body(&headers, &body) else {
         return Err(error_response(

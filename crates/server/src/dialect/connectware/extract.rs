@@ -45,6 +45,27 @@ where
     }
 }
 
+/// A body taken as bytes, for bodies that are not JSON objects (PEM text, an optional body);
+/// a body over the size limit is refused in the dialect's shape.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                let status = match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                error_response(status, rejection.body_text(), None)
+            })
+    }
+}
+
 /// A JSON array body whose entries are all objects (e.g. a batch).
 pub struct Bodies<T>(pub Vec<T>);
 

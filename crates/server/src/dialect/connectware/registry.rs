@@ -1,7 +1,6 @@
 //! The client registry (C29–C32): device self-registration with a password or a CSR, the list
 //! of requests, opening the registration window, and granting a request.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +18,7 @@ use utoipa::ToSchema;
 
 use super::caller::Caller;
 use super::error::{error_response, ApiError};
-use super::extract::{media_type, Body};
+use super::extract::{media_type, Body, RawBody};
 use super::schema::{
     BadRequest, Conflict, ContextSchema, Forbidden, GrantTypeSchema, InternalError, Locked,
     NotFound, OperationSchema, PayloadTooLarge, ServiceUnavailable, TooManyRequests, Unauthorized,
@@ -275,7 +274,7 @@ pub async fn open(
     State(state): State<AppState>,
     _caller: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<StatusCode, Response> {
     let duration = if body.iter().all(u8::is_ascii_whitespace) {
         None
