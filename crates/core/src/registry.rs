@@ -310,6 +310,8 @@ impl Gatehouse {
                 .answer_repeated(existing, password.as_ref(), csr.as_ref())
                 .await;
         }
+        // Closed first: while the registry is closed, nobody learns which usernames exist.
+        self.ensure_registry_accepts().await?;
         if self
             .store
             .credentials_by_username(username.as_str())
@@ -320,7 +322,6 @@ impl Gatehouse {
                 "a user named '{username}' exists"
             )));
         }
-        self.ensure_registry_accepts().await?;
         if let Some(password) = &password {
             self.password_policy().await?.check(password, "password")?;
         }

@@ -904,8 +904,13 @@ async fn requests_for_a_taken_name_or_with_other_credentials_conflict(app: TestA
         password_request("admin", "whatever-pass"),
         csr_request("admin", &csr("admin")),
     ] {
-        let (status, body) = register(&app, existing).await;
+        let (status, body) = register(&app, existing.clone()).await;
         assert_error(status, &body, StatusCode::CONFLICT);
+        // While closed, an existing user's name is not revealed: locked like any new name.
+        open(&app, 0).await;
+        let (status, body) = register(&app, existing).await;
+        assert_error(status, &body, StatusCode::LOCKED);
+        open(&app, 60_000).await;
     }
     assert_eq!(listed_names(&app).await, ["dev-pass", "dev-csr"]);
 }
