@@ -398,6 +398,18 @@ async fn register(app: &TestApp, body: Value) -> (StatusCode, Value) {
     .await
 }
 
+/// C29 with any bytes as a JSON body (no token).
+async fn register_raw(app: &TestApp, body: Vec<u8>) -> (StatusCode, Value) {
+    app.send_raw(
+        Method::POST,
+        "/api/client-registry/register",
+        "",
+        "application/json",
+        body,
+    )
+    .await
+}
+
 /// A CSR `CN=<name>` and its key (PKCS#8 PEM).
 fn csr_for(name: &str) -> (String, String) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
@@ -1761,16 +1773,7 @@ async fn register_survives_random_and_damaged_csrs(app: TestApp) {
         let mut bytes = vec![0u8; rng.gen_range(0..800)];
         rng.fill(&mut bytes[..]);
         let started = Instant::now();
-        let response = app
-            .client
-            .post(app.url("/api/client-registry/register"))
-            .header("content-type", "application/json")
-            .body(bytes)
-            .send()
-            .await
-            .expect("request sent");
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let (status, body) = register_raw(&app, bytes).await;
         check_refusal(
             &mut failures,
             "raw random body",
@@ -1872,16 +1875,7 @@ async fn near_limit_bodies_are_refused_cleanly(app: TestApp) {
             let request = json!({"username": "near-limit-device", "csr": csr}).to_string();
             assert_eq!(request.len(), size);
             let started = Instant::now();
-            let response = app
-                .client
-                .post(app.url("/api/client-registry/register"))
-                .header("content-type", "application/json")
-                .body(request)
-                .send()
-                .await
-                .expect("request sent");
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let (status, body) = register_raw(&app, request.into()).await;
             check_refusal(
                 &mut failures,
                 &format!("register of {size} bytes"),
