@@ -724,6 +724,41 @@ mod tests {
         }
     }
 
+    /// Extensions rcgen could not carry (an unknown OID) and ones it could (SANs) are both
+    /// ignored: the certificate holds only what the profile says.
+    #[test]
+    fn requested_extensions_are_ignored() {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::new(vec!["evil.example".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "dev.x");
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 99999, 1],
+                vec![0x05, 0x00],
+            ));
+        let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+        let request = DeviceCsr::parse_pem(&pem, "csr").unwrap();
+        let issued = authority()
+            .sign_device(&request, &IssuanceProfile::default(), NOW)
+            .unwrap();
+        let der = x509_parser::pem::parse_x509_pem(issued.pem.as_bytes())
+            .unwrap()
+            .1
+            .contents;
+        let (_, certificate) = X509Certificate::from_der(&der).unwrap();
+        let oids: Vec<String> = certificate
+            .extensions()
+            .iter()
+            .map(|extension| extension.oid.to_id_string())
+            .collect();
+        assert!(
+            !oids.contains(&"1.3.6.1.4.1.99999.1".to_owned()),
+            "{oids:?}"
+        );
+        assert!(!oids.contains(&"2.5.29.17".to_owned()), "no SAN: {oids:?}");
+    }
+
     #[test]
     fn validity_never_outlives_the_authority() {
         let ca = CertificateAuthority::generate("Short", 2, NOW)
