@@ -26,7 +26,8 @@ pub const ADMIN_USERNAME: &str = "admin";
 
 /// The same answer for an unknown user, a wrong password and a user who may not log in with a
 /// password, so that responses do not reveal which usernames exist.
-const BAD_CREDENTIALS: CoreError = CoreError::Unauthenticated(AuthFailure::BadCredentials);
+pub(crate) const BAD_CREDENTIALS: CoreError =
+    CoreError::Unauthenticated(AuthFailure::BadCredentials);
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -275,14 +276,21 @@ impl Gatehouse {
                 AuthFailure::PasswordViolatesPolicy,
             ));
         }
-        let credentials = self
-            .credentials_for_login(login)
-            .await?
-            .filter(|credentials| {
-                credentials.user.identity_provider == IdentityProvider::Local
-                    && credentials.user.allows_grant(GrantMethod::Password)
-                    && credentials.user.grants_satisfied(true, with_certificate)
-            });
+        let credentials = self.credentials_for_login(login).await?;
+        // Unknown users and `ldap` users are the directory's, when one is configured; it keeps
+        // its own lockout and expiry rules.
+        if self.is_directory_login(credentials.as_ref()) {
+            let user = self.directory_login(login, password, credentials).await?;
+            if !user.grants_satisfied(true, with_certificate) {
+                return Err(BAD_CREDENTIALS);
+            }
+            return Ok(user);
+        }
+        let credentials = credentials.filter(|credentials| {
+            credentials.user.identity_provider == IdentityProvider::Local
+                && credentials.user.allows_grant(GrantMethod::Password)
+                && credentials.user.grants_satisfied(true, with_certificate)
+        });
         let Some(credentials) = credentials else {
             // Verify against a decoy so that every failure costs the same.
             self.hasher.verify(password, None).await?;

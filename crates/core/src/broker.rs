@@ -357,6 +357,9 @@ impl Gatehouse {
         // While the client registry is open, the attempt is recorded as a registration
         // request instead (the implicit flow); it is refused all the same.
         let Some(principal) = self.mqtt_principal(&username).await? else {
+            if let Some(login) = self.mqtt_connect_by_directory(&username, &password).await? {
+                return Ok(login);
+            }
             if let Ok(password) = PlainPassword::parse(&password, "password") {
                 if !self.record_mqtt_registration(&username, &password).await {
                     self.hasher.verify(&password, None).await?;
@@ -412,6 +415,37 @@ impl Gatehouse {
             principal,
             expire_at: None,
         })
+    }
+
+    /// A user unknown here whom the directory knows: its first CONNECT creates it, as its
+    /// first login would. `None` when no directory is configured or it refused.
+    async fn mqtt_connect_by_directory(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> CoreResult<Option<MqttLogin>> {
+        if self.directory.is_none() {
+            return Ok(None);
+        }
+        let Ok(password) = PlainPassword::parse(password, "password") else {
+            return Ok(None);
+        };
+        match self
+            .verify_password_login(username, &password, None, false)
+            .await
+        {
+            Ok(_) => {}
+            Err(CoreError::Unauthenticated(_)) => return Ok(None),
+            Err(other) => return Err(other),
+        }
+        let principal = self
+            .mqtt_principal(username)
+            .await?
+            .ok_or(CoreError::Unauthenticated(AuthFailure::BadCredentials))?;
+        Ok(Some(MqttLogin {
+            principal,
+            expire_at: None,
+        }))
     }
 
     /// A token or API key given as the password; `None` when the password is not one.

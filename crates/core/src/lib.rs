@@ -9,6 +9,7 @@ pub mod auth;
 pub mod broker;
 pub mod changes;
 pub mod clock;
+pub mod directory;
 pub mod error;
 pub mod hashing;
 pub mod mail;

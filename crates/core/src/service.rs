@@ -168,6 +168,7 @@ pub struct Gatehouse {
     pub(crate) sms: Arc<dyn SmsSender>,
     pub(crate) mfa_limits: Arc<MfaLimits>,
     pub(crate) pki: Option<Arc<crate::registry::Pki>>,
+    pub(crate) directory: Option<Arc<dyn crate::directory::Directory>>,
 }
 
 /// The login rate limiters, and the limits on password-reset link checks and mails.
@@ -229,6 +230,7 @@ impl Gatehouse {
             sms: Arc::new(NoSmsSender),
             mfa_limits: Arc::new(MfaLimits::default()),
             pki: None,
+            directory: None,
         }
     }
 

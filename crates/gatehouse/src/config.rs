@@ -16,6 +16,7 @@ use gatehouse_core::registry::RegistrySettings;
 use gatehouse_core::service::CoreSettings;
 use serde::{Deserialize, Serialize};
 
+pub use crate::ldap::LdapConfig;
 use crate::mail::MailSettings;
 use crate::sms::SmsSettings;
 
@@ -346,6 +347,8 @@ pub struct Settings {
     pub tls: TlsConfig,
     /// The client registry.
     pub registry: RegistrySettings,
+    /// LDAP login; off unless `ldap.url` is set. Its `Debug` hides the bind password.
+    pub ldap: LdapConfig,
 }
 
 impl Default for Settings {
@@ -366,6 +369,7 @@ impl Default for Settings {
             pki: PkiConfig::default(),
             tls: TlsConfig::default(),
             registry: RegistrySettings::default(),
+            ldap: LdapConfig::default(),
         }
     }
 }
@@ -385,7 +389,7 @@ pub struct Overrides {
 }
 
 /// Top-level settings, as named after `GATEHOUSE_` (lower case, before any `__`).
-const SETTING_NAMES: [&str; 15] = [
+const SETTING_NAMES: [&str; 16] = [
     "listen",
     "data_dir",
     "database_url",
@@ -401,16 +405,19 @@ const SETTING_NAMES: [&str; 15] = [
     "pki",
     "tls",
     "registry",
+    "ldap",
 ];
 
 /// Settings taken verbatim from their environment variable (after the `__` split), so that a
 /// secret such as `12345678` or `true` is not parsed as a number or a boolean.
-const VERBATIM_SETTINGS: [&str; 5] = [
+const VERBATIM_SETTINGS: [&str; 7] = [
     "admin_password",
     "mail.username",
     "mail.password",
     "broker.hook_secret",
     "mfa.encryption_key",
+    "ldap.bind_dn",
+    "ldap.bind_password",
 ];
 
 /// The environment variable of a setting key: `mail.password` → `GATEHOUSE_MAIL__PASSWORD`.

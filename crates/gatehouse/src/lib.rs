@@ -2,6 +2,7 @@
 //! start exactly what `gatehouse serve` starts.
 
 pub mod config;
+pub mod ldap;
 pub mod mail;
 pub mod sms;
 pub mod startup;

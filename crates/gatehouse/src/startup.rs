@@ -54,6 +54,9 @@ pub enum StartupError {
     /// The `[pki]` settings or the CA files are unusable.
     #[error("invalid PKI settings: {0}")]
     Pki(String),
+    /// The `[ldap]` settings are unusable.
+    #[error("invalid LDAP settings: {0}")]
+    Ldap(String),
     /// The `[tls]` settings or the HTTPS listener are unusable.
     #[error("invalid TLS settings: {0}")]
     Tls(String),
@@ -147,7 +150,12 @@ impl Application {
             .validate()
             .map_err(|error| StartupError::Pki(error.to_string()))?;
         let authority = certificate_authority(settings, &store, core.now_millis()).await?;
-        let core = core.with_pki(authority, settings.pki.issuance.clone());
+        let mut core = core.with_pki(authority, settings.pki.issuance.clone());
+        if let Some(directory) =
+            crate::ldap::directory(&settings.ldap).map_err(StartupError::Ldap)?
+        {
+            core = core.with_directory(directory);
+        }
         let admin_password = settings
             .admin_password
             .as_deref()

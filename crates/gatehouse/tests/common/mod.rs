@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod ldap;
 pub mod otp;
 pub mod smtp;
 
