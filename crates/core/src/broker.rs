@@ -361,7 +361,10 @@ impl Gatehouse {
                 return Ok(login);
             }
             if let Ok(password) = PlainPassword::parse(&password, "password") {
-                if !self.record_mqtt_registration(&username, &password).await {
+                // A directory that was asked already cost what a wrong password costs.
+                if !self.record_mqtt_registration(&username, &password).await
+                    && self.directory.is_none()
+                {
                     self.hasher.verify(&password, None).await?;
                 }
             }

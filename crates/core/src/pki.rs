@@ -455,8 +455,6 @@ pub struct CertificateInfo {
     pub sha1: String,
     /// Lower-case hex SHA-256 fingerprint.
     pub sha256: String,
-    /// The certificate, PEM (normalized).
-    pub pem: String,
     /// The certificate, DER.
     pub der: Vec<u8>,
 }
@@ -479,20 +477,15 @@ fn name_info(name: &X509Name<'_>) -> NameInfo {
     }
 }
 
-fn pem_of(der: &[u8]) -> String {
-    use base64::Engine as _;
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in body.as_bytes().chunks(64) {
-        // Base64 output is ASCII, so every chunk is valid UTF-8.
-        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
-}
-
 impl CertificateInfo {
+    /// The certificate as PEM.
+    pub fn pem(&self) -> String {
+        pem::encode_config(
+            &pem::Pem::new("CERTIFICATE", self.der.clone()),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        )
+    }
+
     /// Reads one DER certificate.
     pub fn from_der(der: &[u8]) -> CoreResult<Self> {
         let bad = |reason: String| CoreError::invalid("certificate", reason);
@@ -593,7 +586,6 @@ impl CertificateInfo {
                 .saturating_mul(1000),
             sha1: hex::encode(sha1::Sha1::digest(der)),
             sha256: hex::encode(Sha256::digest(der)),
-            pem: pem_of(der),
             der: der.to_vec(),
         })
     }

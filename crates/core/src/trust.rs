@@ -63,7 +63,7 @@ impl Gatehouse {
             .filter(|info| builtin.as_deref() != Some(info.id.as_str()))
             .map(|info| TrustedCertificate {
                 id: info.id.clone(),
-                pem: info.pem.clone(),
+                pem: info.pem(),
                 created_at: now,
             })
             .collect();

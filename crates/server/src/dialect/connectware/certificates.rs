@@ -255,7 +255,7 @@ pub async fn content(
         .await?;
     Ok((
         [(header::CONTENT_TYPE, "application/x-pem-file")],
-        view.info.pem,
+        view.info.pem(),
     )
         .into_response())
 }
