@@ -15,10 +15,14 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::error::CoreResult;
+use crate::federation::FederationLogin;
 use crate::mfa::{MfaFactor, MfaProvider};
 use crate::model::{
     ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, SessionKind,
     TokenPurpose, User, UserCredentials,
+};
+use crate::oauth2::{
+    Domain, DomainName, DomainQuery, OAuth2ClientQuery, OAuth2Template, SealedOAuth2Client,
 };
 use crate::permission::Permission;
 use crate::registry::Registration;
@@ -426,6 +430,135 @@ impl Store for NotifyingStore {
             .grant_registration(username, user, certificate)
             .await;
         self.changed(result)
+    }
+
+    // OAuth2 clients, templates and domains: configuration, not identity data.
+
+    async fn insert_oauth2_client(&self, client: &SealedOAuth2Client) -> CoreResult<()> {
+        self.inner.insert_oauth2_client(client).await
+    }
+
+    async fn update_oauth2_client(&self, client: &SealedOAuth2Client) -> CoreResult<bool> {
+        self.inner.update_oauth2_client(client).await
+    }
+
+    async fn oauth2_client(&self, id: Uuid) -> CoreResult<Option<SealedOAuth2Client>> {
+        self.inner.oauth2_client(id).await
+    }
+
+    async fn oauth2_clients_by_ids(&self, ids: &[Uuid]) -> CoreResult<Vec<SealedOAuth2Client>> {
+        self.inner.oauth2_clients_by_ids(ids).await
+    }
+
+    async fn oauth2_clients(
+        &self,
+        query: &OAuth2ClientQuery,
+    ) -> CoreResult<(Vec<SealedOAuth2Client>, u64)> {
+        self.inner.oauth2_clients(query).await
+    }
+
+    async fn delete_oauth2_client(&self, id: Uuid) -> CoreResult<bool> {
+        self.inner.delete_oauth2_client(id).await
+    }
+
+    async fn oauth2_clients_of_domain(
+        &self,
+        name: &DomainName,
+    ) -> CoreResult<Vec<SealedOAuth2Client>> {
+        self.inner.oauth2_clients_of_domain(name).await
+    }
+
+    async fn oauth2_templates(&self) -> CoreResult<Vec<OAuth2Template>> {
+        self.inner.oauth2_templates().await
+    }
+
+    async fn oauth2_template(&self, id: Uuid) -> CoreResult<Option<OAuth2Template>> {
+        self.inner.oauth2_template(id).await
+    }
+
+    async fn insert_oauth2_template(&self, template: &OAuth2Template) -> CoreResult<()> {
+        self.inner.insert_oauth2_template(template).await
+    }
+
+    async fn insert_missing_oauth2_templates(
+        &self,
+        templates: Vec<OAuth2Template>,
+    ) -> CoreResult<()> {
+        self.inner.insert_missing_oauth2_templates(templates).await
+    }
+
+    async fn update_oauth2_template(&self, template: &OAuth2Template) -> CoreResult<bool> {
+        self.inner.update_oauth2_template(template).await
+    }
+
+    async fn delete_oauth2_template(&self, id: Uuid) -> CoreResult<bool> {
+        self.inner.delete_oauth2_template(id).await
+    }
+
+    async fn insert_domain(&self, domain: &Domain, client_ids: &[Uuid]) -> CoreResult<()> {
+        self.inner.insert_domain(domain, client_ids).await
+    }
+
+    async fn update_domain(
+        &self,
+        domain: &Domain,
+        client_ids: Option<&[Uuid]>,
+    ) -> CoreResult<bool> {
+        self.inner.update_domain(domain, client_ids).await
+    }
+
+    async fn set_domain_clients(&self, id: Uuid, client_ids: &[Uuid]) -> CoreResult<bool> {
+        self.inner.set_domain_clients(id, client_ids).await
+    }
+
+    async fn domain(&self, id: Uuid) -> CoreResult<Option<Domain>> {
+        self.inner.domain(id).await
+    }
+
+    async fn domains(&self, query: &DomainQuery) -> CoreResult<(Vec<Domain>, u64)> {
+        self.inner.domains(query).await
+    }
+
+    async fn domain_clients(
+        &self,
+        ids: &[Uuid],
+    ) -> CoreResult<Vec<(Uuid, Vec<SealedOAuth2Client>)>> {
+        self.inner.domain_clients(ids).await
+    }
+
+    async fn delete_domain(&self, id: Uuid) -> CoreResult<bool> {
+        self.inner.delete_domain(id).await
+    }
+
+    async fn insert_federation_login(&self, login: FederationLogin, now: i64) -> CoreResult<()> {
+        self.inner.insert_federation_login(login, now).await
+    }
+
+    async fn count_federation_logins(&self, now: i64) -> CoreResult<u64> {
+        self.inner.count_federation_logins(now).await
+    }
+
+    async fn take_federation_login(
+        &self,
+        state_digest: &str,
+    ) -> CoreResult<Option<FederationLogin>> {
+        self.inner.take_federation_login(state_digest).await
+    }
+
+    async fn federated_user(&self, provider: &str, subject: &str) -> CoreResult<Option<Uuid>> {
+        self.inner.federated_user(provider, subject).await
+    }
+
+    async fn link_federated_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user_id: Uuid,
+        now: i64,
+    ) -> CoreResult<()> {
+        self.inner
+            .link_federated_identity(provider, subject, user_id, now)
+            .await
     }
 
     async fn insert_trusted_certificates(

@@ -14,12 +14,10 @@ use uuid::Uuid;
 
 use crate::auth::BAD_CREDENTIALS;
 use crate::error::{AuthFailure, CoreError, CoreResult};
-use crate::model::{
-    GrantMethod, GrantType, IdentityProvider, Profile, Tenancy, User, UserCredentials,
-};
+use crate::model::{IdentityProvider, Profile, Tenancy, User, UserCredentials};
 use crate::names::Username;
 use crate::password::PlainPassword;
-use crate::store::{NewUser, RoleQuery, UserUpdate};
+use crate::store::RoleQuery;
 use crate::Gatehouse;
 
 /// A directory account whose password was verified.
@@ -122,77 +120,24 @@ impl Gatehouse {
         let role_ids = self.directory_roles(&account).await?;
         let user = match existing {
             Some(found) => found.user,
-            None => match self
-                .create_directory_user(&username, role_ids.clone())
-                .await
-            {
-                Ok(user) => return Ok(user),
-                // A parallel first login created it: sync its roles below.
-                Err(CoreError::Conflict { .. }) => {
-                    self.store
-                        .credentials_by_username(username.as_str())
-                        .await?
-                        .filter(|found| found.user.identity_provider == IdentityProvider::Ldap)
-                        .ok_or(BAD_CREDENTIALS)?
-                        .user
-                }
-                Err(other) => return Err(other),
-            },
-        };
-        // Written only when they changed: every write of identity data empties the broker
-        // caches.
-        let mut held: Vec<Uuid> = self
-            .store
-            .roles_of_users(&[user.id])
-            .await?
-            .into_iter()
-            .flat_map(|(_, roles)| roles)
-            .filter(|role| role.owner_user_id.is_none())
-            .map(|role| role.id)
-            .collect();
-        held.sort();
-        if held != role_ids {
-            self.store
-                .update_user(
-                    user.id,
-                    UserUpdate {
-                        role_ids: Some(role_ids),
-                        ..UserUpdate::default()
-                    },
+            None => {
+                // A parallel first login may have created it: its roles are synced below.
+                self.create_federated_user(
+                    username.as_str(),
+                    IdentityProvider::Ldap,
+                    Profile::default(),
+                    Tenancy::default(),
+                    role_ids.clone(),
+                    true,
                 )
-                .await?;
-        }
-        Ok(user)
-    }
-
-    async fn create_directory_user(
-        &self,
-        username: &Username,
-        role_ids: Vec<Uuid>,
-    ) -> CoreResult<User> {
-        let mut user = User::local(
-            username.as_str().to_owned(),
-            self.clock.now_millis(),
-            Profile::default(),
-            Tenancy::default(),
-            true,
-        );
-        user.auto_generated = true;
-        user.identity_provider = IdentityProvider::Ldap;
-        user.grant_types = vec![GrantType {
-            method: GrantMethod::Password,
-            is_required: false,
-        }];
-        self.store
-            .insert_users(vec![NewUser {
-                user: user.clone(),
-                password_hash: None,
-                own_role: None,
-                role_ids,
-                certificates: Vec::new(),
-            }])
-            .await?;
-        tracing::info!(user_id = %user.id, username = %user.username, "user created from LDAP");
+                .await
+                .map_err(|error| match error {
+                    CoreError::Unauthenticated(AuthFailure::Federation { .. }) => BAD_CREDENTIALS,
+                    other => other,
+                })?
+            }
+        };
+        self.sync_external_roles(&user, role_ids).await?;
         Ok(user)
     }
 

@@ -140,6 +140,13 @@ pub enum AuthFailure {
     /// The API key has expired.
     #[error("the API key has expired")]
     ApiKeyExpired,
+    /// A login through an identity provider (OpenID Connect, OAuth2) failed; the reason is
+    /// safe to show the user (it never carries a token or secret).
+    #[error("{reason}")]
+    Federation {
+        /// What went wrong.
+        reason: String,
+    },
     /// Too many wrong second-factor codes: the user is banned for a while (or, with no
     /// `retry_after_secs`, disabled until an administrator enables it).
     #[error("too many failed login attempts")]

@@ -37,6 +37,10 @@ pub enum IdentityProvider {
     Ldap,
     /// Microsoft Entra ID (OpenID Connect).
     Entra,
+    /// One of the ThingsBoard dialect's OAuth2 clients (the link to the client's subject is
+    /// kept beside the user).
+    #[serde(rename = "oauth2")]
+    OAuth2,
 }
 
 impl IdentityProvider {
@@ -46,6 +50,7 @@ impl IdentityProvider {
             IdentityProvider::Local => "local",
             IdentityProvider::Ldap => "ldap",
             IdentityProvider::Entra => "entra",
+            IdentityProvider::OAuth2 => "oauth2",
         }
     }
 
@@ -55,6 +60,7 @@ impl IdentityProvider {
             "local" => Some(IdentityProvider::Local),
             "ldap" => Some(IdentityProvider::Ldap),
             "entra" => Some(IdentityProvider::Entra),
+            "oauth2" => Some(IdentityProvider::OAuth2),
             _ => None,
         }
     }

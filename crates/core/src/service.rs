@@ -169,6 +169,7 @@ pub struct Gatehouse {
     pub(crate) mfa_limits: Arc<MfaLimits>,
     pub(crate) pki: Option<Arc<crate::registry::Pki>>,
     pub(crate) directory: Option<Arc<dyn crate::directory::Directory>>,
+    pub(crate) federation: Option<crate::federation::Federation>,
 }
 
 /// The login rate limiters, and the limits on password-reset link checks and mails.
@@ -231,6 +232,7 @@ impl Gatehouse {
             mfa_limits: Arc::new(MfaLimits::default()),
             pki: None,
             directory: None,
+            federation: None,
         }
     }
 

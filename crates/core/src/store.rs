@@ -9,10 +9,14 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::error::CoreResult;
+use crate::federation::FederationLogin;
 use crate::mfa::{MfaFactor, MfaProvider};
 use crate::model::{
     ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, SessionKind,
     TokenPurpose, User, UserCredentials,
+};
+use crate::oauth2::{
+    Domain, DomainName, DomainQuery, OAuth2ClientQuery, OAuth2Template, SealedOAuth2Client,
 };
 use crate::permission::Permission;
 use crate::registry::Registration;
@@ -392,6 +396,89 @@ pub trait Store: Send + Sync + 'static {
     async fn trusted_certificates(&self) -> CoreResult<Vec<TrustedCertificate>>;
     /// Deletes a trusted certificate; false if it was not stored.
     async fn delete_trusted_certificate(&self, id: &str) -> CoreResult<bool>;
+
+    // --- OAuth2 clients, templates and domains (ThingsBoard)
+    /// Stores a new client.
+    async fn insert_oauth2_client(&self, client: &SealedOAuth2Client) -> CoreResult<()>;
+    /// Replaces a client's title, document and sealed secrets (not its tenant nor creation
+    /// time); false if it does not exist.
+    async fn update_oauth2_client(&self, client: &SealedOAuth2Client) -> CoreResult<bool>;
+    /// One client, its secrets sealed.
+    async fn oauth2_client(&self, id: Uuid) -> CoreResult<Option<SealedOAuth2Client>>;
+    /// The clients with these ids that exist, oldest first.
+    async fn oauth2_clients_by_ids(&self, ids: &[Uuid]) -> CoreResult<Vec<SealedOAuth2Client>>;
+    /// A page of clients and the total count matching the query.
+    async fn oauth2_clients(
+        &self,
+        query: &OAuth2ClientQuery,
+    ) -> CoreResult<(Vec<SealedOAuth2Client>, u64)>;
+    /// Deletes a client and its links to domains; false if it did not exist.
+    async fn delete_oauth2_client(&self, id: Uuid) -> CoreResult<bool>;
+    /// The clients of the domain named `name` if it is OAuth2-enabled, oldest first.
+    async fn oauth2_clients_of_domain(
+        &self,
+        name: &DomainName,
+    ) -> CoreResult<Vec<SealedOAuth2Client>>;
+    /// Every template, by provider id.
+    async fn oauth2_templates(&self) -> CoreResult<Vec<OAuth2Template>>;
+    /// One template.
+    async fn oauth2_template(&self, id: Uuid) -> CoreResult<Option<OAuth2Template>>;
+    /// Stores a new template; `Conflict` if its provider id is taken.
+    async fn insert_oauth2_template(&self, template: &OAuth2Template) -> CoreResult<()>;
+    /// Stores those of `templates` whose provider id is not taken (seeding; parallel callers
+    /// store each once).
+    async fn insert_missing_oauth2_templates(
+        &self,
+        templates: Vec<OAuth2Template>,
+    ) -> CoreResult<()>;
+    /// Replaces a template's provider id and document; false if it does not exist, `Conflict`
+    /// if the provider id is taken.
+    async fn update_oauth2_template(&self, template: &OAuth2Template) -> CoreResult<bool>;
+    /// Deletes a template; false if it did not exist.
+    async fn delete_oauth2_template(&self, id: Uuid) -> CoreResult<bool>;
+    /// Stores a new domain linked to `client_ids`, in one transaction; `Conflict` if the name
+    /// is taken, `NotFound` if a client is gone.
+    async fn insert_domain(&self, domain: &Domain, client_ids: &[Uuid]) -> CoreResult<()>;
+    /// Replaces a domain's name and flags and, when given, its clients, in one transaction;
+    /// false if it does not exist, `Conflict` if the name is taken.
+    async fn update_domain(&self, domain: &Domain, client_ids: Option<&[Uuid]>)
+        -> CoreResult<bool>;
+    /// Replaces a domain's clients; false if the domain does not exist.
+    async fn set_domain_clients(&self, id: Uuid, client_ids: &[Uuid]) -> CoreResult<bool>;
+    /// One domain.
+    async fn domain(&self, id: Uuid) -> CoreResult<Option<Domain>>;
+    /// A page of domains and the total count matching the query.
+    async fn domains(&self, query: &DomainQuery) -> CoreResult<(Vec<Domain>, u64)>;
+    /// The clients of each of the given domains (oldest first), in the order of `ids`.
+    async fn domain_clients(
+        &self,
+        ids: &[Uuid],
+    ) -> CoreResult<Vec<(Uuid, Vec<SealedOAuth2Client>)>>;
+    /// Deletes a domain and its links; false if it did not exist.
+    async fn delete_domain(&self, id: Uuid) -> CoreResult<bool>;
+
+    // --- federated login
+    /// Stores a login under way; `Conflict` if its state digest is taken. Logins that expired
+    /// before `now` are deleted first.
+    async fn insert_federation_login(&self, login: FederationLogin, now: i64) -> CoreResult<()>;
+    /// How many logins are under way (unexpired at `now`).
+    async fn count_federation_logins(&self, now: i64) -> CoreResult<u64>;
+    /// Takes (deletes and returns) the login whose state has `state_digest`: a state is used
+    /// once, whatever the outcome, and of two parallel callbacks only one gets it.
+    async fn take_federation_login(
+        &self,
+        state_digest: &str,
+    ) -> CoreResult<Option<FederationLogin>>;
+    /// The user a provider's subject is linked to.
+    async fn federated_user(&self, provider: &str, subject: &str) -> CoreResult<Option<Uuid>>;
+    /// Links a provider's subject to a user; `Conflict` if the subject is linked already.
+    async fn link_federated_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user_id: Uuid,
+        now: i64,
+    ) -> CoreResult<()>;
 
     // --- settings
     /// The value stored under `key`, if any.

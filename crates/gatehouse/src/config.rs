@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::ldap::LdapConfig;
 use crate::mail::MailSettings;
+pub use crate::oidc::EntraConfig;
 use crate::sms::SmsSettings;
 
 /// Log output format.
@@ -349,6 +350,9 @@ pub struct Settings {
     pub registry: RegistrySettings,
     /// LDAP login; off unless `ldap.url` is set. Its `Debug` hides the bind password.
     pub ldap: LdapConfig,
+    /// Microsoft Entra ID login; off unless `entra.client_id` is set. Its `Debug` hides the
+    /// client secret.
+    pub entra: EntraConfig,
 }
 
 impl Default for Settings {
@@ -370,6 +374,7 @@ impl Default for Settings {
             tls: TlsConfig::default(),
             registry: RegistrySettings::default(),
             ldap: LdapConfig::default(),
+            entra: EntraConfig::default(),
         }
     }
 }
@@ -389,7 +394,7 @@ pub struct Overrides {
 }
 
 /// Top-level settings, as named after `GATEHOUSE_` (lower case, before any `__`).
-const SETTING_NAMES: [&str; 16] = [
+const SETTING_NAMES: [&str; 17] = [
     "listen",
     "data_dir",
     "database_url",
@@ -406,11 +411,12 @@ const SETTING_NAMES: [&str; 16] = [
     "tls",
     "registry",
     "ldap",
+    "entra",
 ];
 
 /// Settings taken verbatim from their environment variable (after the `__` split), so that a
 /// secret such as `12345678` or `true` is not parsed as a number or a boolean.
-const VERBATIM_SETTINGS: [&str; 7] = [
+const VERBATIM_SETTINGS: [&str; 10] = [
     "admin_password",
     "mail.username",
     "mail.password",
@@ -418,6 +424,9 @@ const VERBATIM_SETTINGS: [&str; 7] = [
     "mfa.encryption_key",
     "ldap.bind_dn",
     "ldap.bind_password",
+    "entra.client_id",
+    "entra.client_secret",
+    "entra.tenant_id",
 ];
 
 /// The environment variable of a setting key: `mail.password` → `GATEHOUSE_MAIL__PASSWORD`.

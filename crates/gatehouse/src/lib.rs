@@ -4,6 +4,7 @@
 pub mod config;
 pub mod ldap;
 pub mod mail;
+pub mod oidc;
 pub mod sms;
 pub mod startup;
 pub mod telemetry;

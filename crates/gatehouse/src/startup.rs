@@ -57,6 +57,9 @@ pub enum StartupError {
     /// The `[ldap]` settings are unusable.
     #[error("invalid LDAP settings: {0}")]
     Ldap(String),
+    /// The `[entra]` settings or the OpenID relying party are unusable.
+    #[error("invalid federated-login settings: {0}")]
+    Federation(String),
     /// The `[tls]` settings or the HTTPS listener are unusable.
     #[error("invalid TLS settings: {0}")]
     Tls(String),
@@ -156,6 +159,13 @@ impl Application {
         {
             core = core.with_directory(directory);
         }
+        let relying_party = crate::oidc::OidcRelyingParty::new()
+            .map_err(|error| StartupError::Federation(error.to_string()))?;
+        let entra = settings
+            .entra
+            .core(&public_url, u64::from(settings.auth.default_token_hours))
+            .map_err(StartupError::Federation)?;
+        core = core.with_federation(Arc::new(relying_party), entra);
         let admin_password = settings
             .admin_password
             .as_deref()

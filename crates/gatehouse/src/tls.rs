@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 use gatehouse_core::Gatehouse;
-use gatehouse_server::client::ClientCertificate;
+use gatehouse_server::client::{ClientCertificate, TlsConnection};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -183,6 +183,7 @@ impl TlsListener {
                     .map(|leaf| ClientCertificate(Arc::new(leaf.to_vec())));
                 let service = hyper::service::service_fn(move |mut request| {
                     request.extensions_mut().insert(ConnectInfo(peer));
+                    request.extensions_mut().insert(TlsConnection);
                     if let Some(certificate) = &certificate {
                         request.extensions_mut().insert(certificate.clone());
                     }

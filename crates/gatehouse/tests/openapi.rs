@@ -11,7 +11,7 @@ use common::{Engine, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// Every operation the server must document: C1–C36, C41–C45 and T1–T11, T22–T26 (numbered as in the
+/// Every operation the server must document: C1–C36, C41–C47 and T1–T11, T22–T54 (numbered as in the
 /// endpoint list) with the ThingsBoard companions, the broker hooks, the health endpoints and
 /// the metrics. Adding or removing a route without updating this list fails.
 const EXPECTED: &[(&str, &str)] = &[
@@ -56,6 +56,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST", "/api/mfa/login"),                         // C43
     ("POST", "/api/mfa/disable"),                       // C44
     ("POST", "/api/mfa/regenerate/backupcodes"),        // C45
+    ("GET", "/api/msEntraId/login"),                    // C46
+    ("GET", "/api/msEntraId/redirect"),                 // C47
     ("POST", "/api/auth/login"),                        // T1
     ("POST", "/api/auth/token"),                        // T2
     ("POST", "/api/auth/logout"),                       // T3
@@ -85,6 +87,23 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST", "/api/auth/2fa/verification/send"),        // T37
     ("POST", "/api/auth/2fa/verification/check"),       // T38
     ("POST", "/api/auth/2fa/login"),                    // T39
+    ("POST", "/api/oauth2/client"),                     // T40
+    ("GET", "/api/oauth2/client/{id}"),                 // T41
+    ("DELETE", "/api/oauth2/client/{id}"),              // T42
+    ("GET", "/api/oauth2/client/infos"),                // T43
+    ("GET", "/api/oauth2/client/list"),                 // T43 by ids
+    ("GET", "/api/oauth2/loginProcessingUrl"),          // T44
+    ("POST", "/api/noauth/oauth2Clients"),              // T45
+    ("GET", "/api/oauth2/config/template"),             // T46
+    ("POST", "/api/oauth2/config/template"),            // T47
+    ("DELETE", "/api/oauth2/config/template/{id}"),     // T48
+    ("POST", "/api/domain"),                            // T49
+    ("DELETE", "/api/domain/{id}"),                     // T50
+    ("GET", "/api/domain/infos"),                       // T51
+    ("GET", "/api/domain/info/{id}"),                   // T52
+    ("PUT", "/api/domain/{id}/oauth2Clients"),          // T53
+    ("GET", "/oauth2/authorization/{clientId}"),        // T54
+    ("GET", "/login/oauth2/code/"),                     // T54
     ("GET", "/api/admin/securitySettings"),
     ("POST", "/api/admin/securitySettings"),
     ("POST", "/api/user"),
@@ -133,6 +152,11 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/api/noauth/resetPassword"),
     ("POST", "/api/noauth/resetPassword"),
     ("POST", "/api/noauth/resetPasswordByEmail"),
+    ("POST", "/api/noauth/oauth2Clients"),
+    ("GET", "/api/msEntraId/login"),
+    ("GET", "/api/msEntraId/redirect"),
+    ("GET", "/oauth2/authorization/{clientId}"),
+    ("GET", "/login/oauth2/code/"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

@@ -896,7 +896,8 @@ async fn unknown_paths_and_methods_answer_in_shape(app: TestApp) {
         "/api/apiKey/x/y/z",
         "/api/apiKeys",
         "/api/2fa/nothing",
-        "/api/oauth2/client/infos",
+        "/api/oauth2/nothing",
+        "/api/domain/info/x/y",
         &format!("/api/user/{}/nothing", world.ta_id),
     ] {
         for auth in [None, Some(token.as_str())] {

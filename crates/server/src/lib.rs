@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod dialect;
+pub mod federation;
 pub mod health;
 pub mod metrics;
 pub mod middleware;

@@ -7,7 +7,9 @@
 //! settings, and how a write transaction begins (`BEGIN IMMEDIATE` on SQLite so that two writers
 //! queue instead of failing on lock upgrade).
 
+mod federation;
 mod mfa;
+mod oauth2;
 mod registry;
 mod rows;
 
@@ -16,10 +18,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gatehouse_core::error::{CoreError, CoreResult};
+use gatehouse_core::federation::FederationLogin;
 use gatehouse_core::mfa::{MfaFactor, MfaProvider};
 use gatehouse_core::model::{
     ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, SessionKind,
     TokenPurpose, User, UserCredentials,
+};
+use gatehouse_core::oauth2::{
+    Domain, DomainName, DomainQuery, OAuth2ClientQuery, OAuth2Template, SealedOAuth2Client,
 };
 use gatehouse_core::permission::Permission;
 use gatehouse_core::registry::Registration;
@@ -1505,6 +1511,135 @@ impl Store for SqlStore {
         certificate: Option<String>,
     ) -> CoreResult<bool> {
         self.grant(username, user, certificate).await
+    }
+
+    async fn insert_oauth2_client(&self, client: &SealedOAuth2Client) -> CoreResult<()> {
+        self.store_oauth2_client(client).await
+    }
+
+    async fn update_oauth2_client(&self, client: &SealedOAuth2Client) -> CoreResult<bool> {
+        self.replace_oauth2_client(client).await
+    }
+
+    async fn oauth2_client(&self, id: Uuid) -> CoreResult<Option<SealedOAuth2Client>> {
+        self.select_oauth2_client(id).await
+    }
+
+    async fn oauth2_clients_by_ids(&self, ids: &[Uuid]) -> CoreResult<Vec<SealedOAuth2Client>> {
+        self.select_oauth2_clients_by_ids(ids).await
+    }
+
+    async fn oauth2_clients(
+        &self,
+        query: &OAuth2ClientQuery,
+    ) -> CoreResult<(Vec<SealedOAuth2Client>, u64)> {
+        self.select_oauth2_clients(query).await
+    }
+
+    async fn delete_oauth2_client(&self, id: Uuid) -> CoreResult<bool> {
+        self.remove_oauth2_client(id).await
+    }
+
+    async fn oauth2_clients_of_domain(
+        &self,
+        name: &DomainName,
+    ) -> CoreResult<Vec<SealedOAuth2Client>> {
+        self.select_clients_of_domain(name).await
+    }
+
+    async fn oauth2_templates(&self) -> CoreResult<Vec<OAuth2Template>> {
+        self.select_oauth2_templates().await
+    }
+
+    async fn oauth2_template(&self, id: Uuid) -> CoreResult<Option<OAuth2Template>> {
+        self.select_oauth2_template(id).await
+    }
+
+    async fn insert_oauth2_template(&self, template: &OAuth2Template) -> CoreResult<()> {
+        self.store_oauth2_template(template, false).await
+    }
+
+    async fn insert_missing_oauth2_templates(
+        &self,
+        templates: Vec<OAuth2Template>,
+    ) -> CoreResult<()> {
+        for template in &templates {
+            self.store_oauth2_template(template, true).await?;
+        }
+        Ok(())
+    }
+
+    async fn update_oauth2_template(&self, template: &OAuth2Template) -> CoreResult<bool> {
+        self.replace_oauth2_template(template).await
+    }
+
+    async fn delete_oauth2_template(&self, id: Uuid) -> CoreResult<bool> {
+        self.remove_oauth2_template(id).await
+    }
+
+    async fn insert_domain(&self, domain: &Domain, client_ids: &[Uuid]) -> CoreResult<()> {
+        self.store_domain(domain, client_ids).await
+    }
+
+    async fn update_domain(
+        &self,
+        domain: &Domain,
+        client_ids: Option<&[Uuid]>,
+    ) -> CoreResult<bool> {
+        self.replace_domain(domain, client_ids).await
+    }
+
+    async fn set_domain_clients(&self, id: Uuid, client_ids: &[Uuid]) -> CoreResult<bool> {
+        self.replace_domain_clients(id, client_ids).await
+    }
+
+    async fn domain(&self, id: Uuid) -> CoreResult<Option<Domain>> {
+        self.select_domain(id).await
+    }
+
+    async fn domains(&self, query: &DomainQuery) -> CoreResult<(Vec<Domain>, u64)> {
+        self.select_domains(query).await
+    }
+
+    async fn domain_clients(
+        &self,
+        ids: &[Uuid],
+    ) -> CoreResult<Vec<(Uuid, Vec<SealedOAuth2Client>)>> {
+        self.select_domain_clients(ids).await
+    }
+
+    async fn delete_domain(&self, id: Uuid) -> CoreResult<bool> {
+        self.remove_domain(id).await
+    }
+
+    async fn insert_federation_login(&self, login: FederationLogin, now: i64) -> CoreResult<()> {
+        self.store_federation_login(login, now).await
+    }
+
+    async fn count_federation_logins(&self, now: i64) -> CoreResult<u64> {
+        self.count_logins(now).await
+    }
+
+    async fn take_federation_login(
+        &self,
+        state_digest: &str,
+    ) -> CoreResult<Option<FederationLogin>> {
+        self.take_login(state_digest).await
+    }
+
+    async fn federated_user(&self, provider: &str, subject: &str) -> CoreResult<Option<Uuid>> {
+        self.select_federated_user(provider, subject).await
+    }
+
+    async fn link_federated_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user_id: Uuid,
+        now: i64,
+    ) -> CoreResult<()> {
+        self.insert_federated_identity(provider, subject, user_id, now)
+            .await
     }
 
     async fn insert_trusted_certificates(

@@ -9,6 +9,7 @@
 
 pub mod broker;
 pub mod ldap;
+pub mod oidc;
 pub mod otp;
 pub mod smtp;
 

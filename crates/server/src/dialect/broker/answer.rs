@@ -111,6 +111,7 @@ impl Answer {
                 AuthFailure::PasswordExpired { .. } => "password expired",
                 AuthFailure::PasswordViolatesPolicy => "password violates the password policy",
                 AuthFailure::ApiKeyExpired => "API key expired",
+                AuthFailure::Federation { .. } => "federated login failed",
                 AuthFailure::MfaBanned { .. } => "too many failed login attempts",
             }),
             CoreError::Locked { .. } => Self::deny("account locked"),

@@ -8,6 +8,7 @@
 
 mod caller;
 mod certificates;
+mod entra;
 mod error;
 mod extract;
 mod mfa;
@@ -76,6 +77,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(permissions::page))
         .routes(routes!(permissions::ids))
         .routes(routes!(session::login))
+        .routes(routes!(entra::login))
+        .routes(routes!(entra::callback))
         .routes(routes!(session::session))
         .routes(routes!(mfa::enable))
         .routes(routes!(mfa::validate))

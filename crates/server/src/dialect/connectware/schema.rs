@@ -50,6 +50,9 @@ pub enum IdentityProviderSchema {
     /// Microsoft Entra ID.
     #[serde(rename = "entra")]
     Entra,
+    /// One of the ThingsBoard dialect's OAuth2 clients.
+    #[serde(rename = "oauth2")]
+    OAuth2,
 }
 
 /// The core's `GrantMethod`: how a user may authenticate.

@@ -81,8 +81,12 @@ pub fn parse_role_ids(field: &str, ids: &[String]) -> CoreResult<Vec<Uuid>> {
 
 /// Parses an identity provider name.
 pub fn parse_provider(text: &str) -> CoreResult<IdentityProvider> {
-    IdentityProvider::parse(text)
-        .ok_or_else(|| CoreError::invalid("identityProvider", "must be one of local, ldap, entra"))
+    IdentityProvider::parse(text).ok_or_else(|| {
+        CoreError::invalid(
+            "identityProvider",
+            "must be one of local, ldap, entra, oauth2",
+        )
+    })
 }
 
 /// Parses an MQTT publish prefix: a topic without wildcards.

@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::Json;
 use gatehouse_core::apikeys::{ApiKeyChange, ApiKeyDraft, OwnedApiKey};
-use gatehouse_core::service::PageRequest;
 use gatehouse_core::store::{ApiKeyQuery, ApiKeySort};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -11,6 +10,7 @@ use uuid::Uuid;
 
 use super::error::{ErrorBody, TbError, TbResult};
 use super::extract::{json_object, TbBody, TbCaller, TbPath, TbQuery};
+use super::paging;
 use super::wire::{ApiKeyOut, ApiKeyPageOut, EntityId};
 use super::TAG;
 use crate::AppState;
@@ -285,15 +285,7 @@ pub async fn list(
     TbPath(path): TbPath<OwnerPath>,
     TbQuery(query): TbQuery<ListQuery>,
 ) -> TbResult<Json<ApiKeyPageOut>> {
-    if query.page_size == 0 || query.page_size > PageRequest::MAX_ROWS {
-        return Err(TbError::bad_request("pageSize must be between 1 and 1000"));
-    }
-    // ThingsBoard's pages count from 0; the core's from 1.
-    let page = query
-        .page
-        .checked_add(1)
-        .and_then(|number| PageRequest::new(Some(number), Some(query.page_size)).ok())
-        .ok_or_else(|| TbError::bad_request("page is too large"))?;
+    let page = paging::page_request(query.page_size, query.page)?;
     let sort = match query.sort_property.as_deref() {
         None | Some("createdTime") => ApiKeySort::CreatedTime,
         Some("expirationTime") => ApiKeySort::ExpirationTime,
@@ -305,28 +297,11 @@ pub async fn list(
             )))
         }
     };
-    let descending = match query
-        .sort_order
-        .as_deref()
-        .map(str::to_ascii_uppercase)
-        .as_deref()
-    {
-        None | Some("ASC") => false,
-        Some("DESC") => true,
-        Some(_) => return Err(TbError::bad_request("sortOrder must be ASC or DESC")),
-    };
-    if query
-        .text_search
-        .as_deref()
-        .is_some_and(|text| text.chars().count() > 256 || text.chars().any(char::is_control))
-    {
-        return Err(TbError::bad_request(
-            "textSearch must be at most 256 characters without control characters",
-        ));
-    }
+    let descending = paging::descending(query.sort_order.as_deref())?;
+    let text_search = paging::text_search(query.text_search)?;
     let api_query = ApiKeyQuery {
         user_id: path.user_id,
-        text_search: query.text_search.filter(|text| !text.is_empty()),
+        text_search,
         sort,
         descending,
         offset: 0,
@@ -339,7 +314,7 @@ pub async fn list(
         .map_err(|error| TbError::from(error).naming("User", path.user_id))?;
     let owner = &found.owner;
     let now = state.core.now_millis();
-    let total_pages = found.total.div_ceil(query.page_size);
+    let (total_pages, has_next) = paging::totals(found.total, page);
     Ok(Json(ApiKeyPageOut {
         data: found
             .items
@@ -348,6 +323,6 @@ pub async fn list(
             .collect(),
         total_pages,
         total_elements: found.total,
-        has_next: page.page_number < total_pages,
+        has_next,
     }))
 }

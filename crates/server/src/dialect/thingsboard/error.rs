@@ -271,6 +271,7 @@ fn from_auth_failure(failure: AuthFailure) -> TbError {
             "The entered password violates our policies. If this is your real password, please reset it.",
         ),
         AuthFailure::ApiKeyExpired => TbError::unauthorized("API key is expired"),
+        AuthFailure::Federation { reason } => TbError::unauthorized(reason),
         AuthFailure::MfaBanned { retry_after_secs } => TbError {
             retry_after_secs,
             ..TbError::unauthorized(
@@ -316,6 +317,8 @@ pub const PATH_PREFIXES: &[&str] = &[
     "/api/oauth2/",
     "/api/domain",
     "/api/signup/",
+    "/oauth2/",
+    "/login/oauth2/",
 ];
 
 /// Whether `path` belongs to this dialect.

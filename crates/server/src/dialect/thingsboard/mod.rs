@@ -1,5 +1,6 @@
 //! The ThingsBoard authentication dialect (`/api/auth/*`, `/api/noauth/*`, `/api/apiKey*`,
-//! `/api/user*`, `/api/admin/securitySettings`, `/api/2fa/*`, `/api/auth/2fa/*`).
+//! `/api/user*`, `/api/admin/securitySettings`, `/api/2fa/*`, `/api/auth/2fa/*`, `/api/oauth2/*`,
+//! `/api/domain*`).
 //!
 //! Errors have ThingsBoard's shape `{status, message, errorCode, timestamp}` with its codes
 //! and messages. Callers authenticate with `X-Authorization: Bearer <JWT>` (falling back to
@@ -8,9 +9,14 @@
 
 mod apikeys;
 mod auth;
+mod domains;
 mod error;
 mod extract;
 mod links;
+mod oauth2;
+mod oauth2_login;
+mod oauth2_wire;
+mod paging;
 mod twofa;
 mod users;
 mod wire;
@@ -32,7 +38,7 @@ const TAG: &str = "thingsboard";
 #[derive(OpenApi)]
 #[openapi(
     components(schemas(error::ErrorBody)),
-    tags((name = "thingsboard", description = "The ThingsBoard authentication dialect (T1–T11, T22–T39 and companions)"))
+    tags((name = "thingsboard", description = "The ThingsBoard authentication dialect (T1–T11, T22–T53 and companions)"))
 )]
 struct ThingsboardDoc;
 
@@ -78,4 +84,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(twofa::send_code))
         .routes(routes!(twofa::check_code))
         .routes(routes!(twofa::configuration_login))
+        .routes(routes!(oauth2::save_client))
+        .routes(routes!(oauth2::get_client, oauth2::delete_client))
+        .routes(routes!(oauth2::client_infos))
+        .routes(routes!(oauth2::client_list))
+        .routes(routes!(oauth2::login_processing_url))
+        .routes(routes!(oauth2::login_clients))
+        .routes(routes!(oauth2::templates, oauth2::save_template))
+        .routes(routes!(oauth2::delete_template))
+        .routes(routes!(domains::save))
+        .routes(routes!(domains::delete))
+        .routes(routes!(domains::infos))
+        .routes(routes!(domains::info))
+        .routes(routes!(domains::set_clients))
+        .routes(routes!(oauth2_login::authorize))
+        .routes(routes!(oauth2_login::callback))
 }
