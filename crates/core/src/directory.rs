@@ -17,7 +17,6 @@ use crate::error::{AuthFailure, CoreError, CoreResult};
 use crate::model::{IdentityProvider, Profile, Tenancy, User, UserCredentials};
 use crate::names::Username;
 use crate::password::PlainPassword;
-use crate::store::RoleQuery;
 use crate::Gatehouse;
 
 /// A directory account whose password was verified.
@@ -150,27 +149,13 @@ impl Gatehouse {
             .map(|dn| normalize_dn(dn))
             .collect();
         let names: HashSet<&str> = account.role_names.iter().map(String::as_str).collect();
-        let (roles, _) = self
-            .store
-            .roles(&RoleQuery {
-                limit: u64::MAX,
-                ..RoleQuery::default()
-            })
-            .await?;
-        let mut ids: Vec<Uuid> = roles
-            .iter()
-            .filter(|role| role.owner_user_id.is_none())
-            .filter(|role| {
-                role.ldap_group_dn
-                    .as_deref()
-                    .is_some_and(|dn| groups.contains(&normalize_dn(dn)))
-                    || names.contains(role.name.as_str())
-            })
-            .map(|role| role.id)
-            .collect();
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
+        self.shared_role_ids(|role| {
+            role.ldap_group_dn
+                .as_deref()
+                .is_some_and(|dn| groups.contains(&normalize_dn(dn)))
+                || names.contains(role.name.as_str())
+        })
+        .await
     }
 }
 

@@ -25,7 +25,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::error::{AuthFailure, CoreError, CoreResult};
-use crate::model::{GrantMethod, GrantType, IdentityProvider, Profile, Tenancy, User};
+use crate::model::{GrantMethod, GrantType, IdentityProvider, Profile, Role, Tenancy, User};
 use crate::names::Username;
 use crate::oauth2::ClientAuthentication;
 use crate::store::{NewUser, RoleQuery, UserUpdate};
@@ -81,7 +81,8 @@ pub struct ProviderEndpoints {
     pub jwks_uri: Option<String>,
     /// Gatehouse's client id there.
     pub client_id: String,
-    /// Gatehouse's client secret there (`None` for public clients).
+    /// Gatehouse's client secret there; `None` for public clients (no client authentication),
+    /// which the relying party then sends none for.
     pub client_secret: Option<SecretString>,
     /// How the client authenticates at the token endpoint.
     pub authentication: ClientAuthentication,
@@ -405,6 +406,29 @@ impl Gatehouse {
         }
     }
 
+    /// The ids (sorted) of the shared roles `matches` accepts: what an identity provider's
+    /// groups map to. Users' own roles (their direct permissions) never match.
+    pub(crate) async fn shared_role_ids(
+        &self,
+        matches: impl Fn(&Role) -> bool,
+    ) -> CoreResult<Vec<Uuid>> {
+        let (roles, _) = self
+            .store
+            .roles(&RoleQuery {
+                limit: u64::MAX,
+                ..RoleQuery::default()
+            })
+            .await?;
+        let mut ids: Vec<Uuid> = roles
+            .iter()
+            .filter(|role| role.owner_user_id.is_none() && matches(role))
+            .map(|role| role.id)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
     /// Gives `user` exactly the shared roles `role_ids` (sorted), writing only when they
     /// changed: every write of identity data empties the broker caches. The user's own role
     /// (its direct permissions) is kept.
@@ -475,11 +499,10 @@ impl Gatehouse {
         .await
     }
 
-    /// Where a finished or failed Entra ID login sends the browser: the place the login came
-    /// from, else the admin UI.
-    pub fn entra_return_address(&self, login_return_to: Option<&str>) -> Option<String> {
-        let entra = self.entra_settings()?;
-        Some(login_return_to.unwrap_or(&entra.ui_url).to_owned())
+    /// The admin UI a finished or failed Entra ID login sends the browser to (unless the
+    /// login came from another place on it); `None` when Entra ID is not configured.
+    pub fn entra_ui_url(&self) -> Option<&str> {
+        Some(&self.entra_settings()?.ui_url)
     }
 
     /// Connectware's `GET /api/msEntraId/redirect`: completes an Entra ID login, creates or
@@ -644,27 +667,13 @@ impl Gatehouse {
         if groups.is_empty() {
             return Ok(Vec::new());
         }
-        let (roles, _) = self
-            .store
-            .roles(&RoleQuery {
-                limit: u64::MAX,
-                ..RoleQuery::default()
+        self.shared_role_ids(|role| {
+            role.ms_entra_id_group_ids.as_deref().is_some_and(|ids| {
+                ids.split(',')
+                    .any(|id| groups.contains(&id.trim().to_lowercase()))
             })
-            .await?;
-        let mut ids: Vec<Uuid> = roles
-            .iter()
-            .filter(|role| role.owner_user_id.is_none())
-            .filter(|role| {
-                role.ms_entra_id_group_ids.as_deref().is_some_and(|ids| {
-                    ids.split(',')
-                        .any(|id| groups.contains(&id.trim().to_lowercase()))
-                })
-            })
-            .map(|role| role.id)
-            .collect();
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
+        })
+        .await
     }
 }
 

@@ -247,11 +247,9 @@ impl RelyingParty for OidcRelyingParty {
             ClientAuthentication::Basic => AuthType::BasicAuth,
             ClientAuthentication::Post | ClientAuthentication::None => AuthType::RequestBody,
         });
-        if provider.authentication != ClientAuthentication::None {
-            if let Some(secret) = &provider.client_secret {
-                client =
-                    client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
-            }
+        // Public clients come without a secret (see `ProviderEndpoints::client_secret`).
+        if let Some(secret) = &provider.client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
         }
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))

@@ -73,13 +73,9 @@ pub async fn login(
         Ok(start) => redirect(&start.location, Some(&start.binding), secure),
         Err(error) => {
             // The seed: a Referer is where the browser goes when the URL cannot be built.
-            match state
-                .core
-                .entra_return_address(None)
-                .filter(|_| referer.is_some())
-            {
+            match state.core.entra_ui_url().filter(|_| referer.is_some()) {
                 Some(ui) => redirect(
-                    &with_query(&ui, &[("error", &failure_message(&error))]),
+                    &with_query(ui, &[("error", &failure_message(&error))]),
                     None,
                     secure,
                 ),
@@ -124,13 +120,13 @@ pub async fn callback(
     headers: HeaderMap,
     Query(query): Query<CallbackQuery>,
 ) -> Response {
-    let Some(ui) = state.core.entra_return_address(None) else {
+    let Some(ui) = state.core.entra_ui_url() else {
         return not_enabled();
     };
     let secure = origin.as_ref().is_some_and(RequestOrigin::is_https);
     if let Some(error) = &query.error {
         let message = query.error_description.as_deref().unwrap_or(error);
-        return redirect(&with_query(&ui, &[("error", message)]), None, secure);
+        return redirect(&with_query(ui, &[("error", message)]), None, secure);
     }
     let (Some(code), Some(login_state)) = (&query.code, &query.state) else {
         return ApiError(CoreError::invalid("code", "code and state are required")).into_response();
@@ -142,7 +138,7 @@ pub async fn callback(
         .await
     {
         Ok((outcome, return_to)) => {
-            let place = return_to.unwrap_or(ui);
+            let place = return_to.unwrap_or_else(|| ui.to_owned());
             redirect(
                 &with_query(&place, &[("apiToken", &outcome.token)]),
                 None,
@@ -150,7 +146,7 @@ pub async fn callback(
             )
         }
         Err(error) => redirect(
-            &with_query(&ui, &[("error", &failure_message(&error))]),
+            &with_query(ui, &[("error", &failure_message(&error))]),
             None,
             secure,
         ),
