@@ -40,6 +40,10 @@ import pytest
 # installs (amqtt, aiohttp, PyYAML live in the broker's own process).
 from mqttkit import Connectware, http
 
+# e2e/ports.py is shared with the other suites.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ports import free_port  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 ADMIN_PASSWORD = "e2e-admin-" + secrets.token_hex(8)
@@ -66,11 +70,6 @@ GATEHOUSE_ENV = {
     "GATEHOUSE_BROKER__CACHE_TTL_SECS": "3600",
 }
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def read_tail(path: Path, offset: int = 0) -> str:

@@ -24,8 +24,8 @@ import re
 import secrets
 import signal
 import shutil
-import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -37,6 +37,10 @@ import pytest
 import urllib3
 from aiosmtpd.controller import Controller
 from tb_ce_client import ThingsboardClient
+
+# e2e/ports.py is shared with the other suites.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ports import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "e2e-admin-" + secrets.token_hex(8)
@@ -61,11 +65,6 @@ BASE_ENV = {
     "GATEHOUSE_MAIL__FROM": "gatehouse@example.com",
 }
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------------------------

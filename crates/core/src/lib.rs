@@ -14,6 +14,7 @@ pub mod error;
 pub mod federation;
 pub mod hashing;
 pub mod mail;
+pub mod maintenance;
 pub mod mfa;
 pub mod model;
 pub mod names;

@@ -22,6 +22,10 @@ use x509_parser::public_key::PublicKey;
 
 use crate::error::{CoreError, CoreResult};
 
+/// Setting key of the fingerprint of the CA the database was set up with (every replica must
+/// use that CA).
+pub const CA_FINGERPRINT_SETTING: &str = "pki.ca_fingerprint";
+
 /// Largest PEM text accepted for a request or a certificate bundle (bytes).
 pub const MAX_PEM_BYTES: usize = 256 * 1024;
 /// Most certificates one bundle may hold.

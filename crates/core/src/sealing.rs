@@ -24,7 +24,8 @@ pub const KEY_BYTES: usize = 32;
 const NONCE_BYTES: usize = 24;
 
 /// Setting key of the stored key check value.
-const KEY_CHECK_SETTING: &str = "mfa.key_check";
+/// Setting key of the check value of the MFA key the stored secrets were sealed with.
+pub const KEY_CHECK_SETTING: &str = "mfa.key_check";
 
 /// The installation's key for sealed secrets and keyed digests.
 #[derive(Clone)]

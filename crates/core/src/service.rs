@@ -170,6 +170,7 @@ pub struct Gatehouse {
     pub(crate) pki: Option<Arc<crate::registry::Pki>>,
     pub(crate) directory: Option<Arc<dyn crate::directory::Directory>>,
     pub(crate) federation: Option<crate::federation::Federation>,
+    pub(crate) maintenance: Option<crate::maintenance::Maintenance>,
 }
 
 /// The login rate limiters, and the limits on password-reset link checks and mails.
@@ -233,7 +234,33 @@ impl Gatehouse {
             pki: None,
             directory: None,
             federation: None,
+            maintenance: None,
         }
+    }
+
+    /// Serves backup and restore through `archiver`, keeping the newest `keep` archives in
+    /// `directory`, encrypted with `passphrase` when one is given.
+    pub fn with_maintenance(
+        mut self,
+        archiver: Arc<dyn crate::maintenance::DatabaseArchiver>,
+        directory: std::path::PathBuf,
+        keep: usize,
+        passphrase: Option<secrecy::SecretString>,
+    ) -> Self {
+        self.maintenance = Some(crate::maintenance::Maintenance::new(
+            archiver,
+            directory,
+            keep,
+            passphrase,
+            self.clock.clone(),
+            self.identity.clone(),
+        ));
+        self
+    }
+
+    /// Backup and restore, when configured (always by `gatehouse serve`).
+    pub fn maintenance(&self) -> Option<&crate::maintenance::Maintenance> {
+        self.maintenance.as_ref()
     }
 
     /// Sends MFA codes by SMS through `sms`.

@@ -12,6 +12,10 @@ use uuid::Uuid;
 
 use crate::error::{AuthFailure, CoreError, CoreResult};
 
+/// Setting key of the token signing secret (base64), stored at first start and shared by
+/// every replica.
+pub const SIGNING_KEY_SETTING: &str = "jwt.signing_key";
+
 /// Issuer claim of Gatehouse tokens.
 pub const ISSUER: &str = "gatehouse";
 

@@ -314,6 +314,93 @@ impl Default for TlsConfig {
     }
 }
 
+/// The `[backup]` section: where the server keeps database archives (C39), how large an
+/// archive uploaded for restore (C40) may be, and the passphrase that encrypts archives.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Directory of the archives; unset (default): `<data_dir>/backups`.
+    pub directory: Option<PathBuf>,
+    /// How many archives are kept; older ones are deleted after each backup (1–1000).
+    pub keep: usize,
+    /// Largest archive accepted by `POST /api/maintenance/db/restore`, in bytes.
+    pub max_upload_bytes: u64,
+    /// Encrypts the archives the server and `gatehouse backup` write, and opens encrypted ones
+    /// on restore; unset or empty: archives are written in plain text. A secret: never logged
+    /// nor shown by `Debug`.
+    pub passphrase: Option<String>,
+}
+
+impl BackupConfig {
+    /// Largest accepted value of `keep`.
+    pub const MAX_KEEP: usize = 1000;
+
+    /// The directory of the archives for the data directory `data_dir`.
+    pub fn directory(&self, data_dir: &Path) -> PathBuf {
+        self.directory
+            .clone()
+            .unwrap_or_else(|| data_dir.join("backups"))
+    }
+
+    /// The passphrase, when one is set (an empty one counts as unset).
+    pub fn passphrase(&self) -> Option<secrecy::SecretString> {
+        self.passphrase
+            .as_deref()
+            .filter(|passphrase| !passphrase.is_empty())
+            .map(secrecy::SecretString::from)
+    }
+
+    /// Checks the ranges; the message names the key at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=Self::MAX_KEEP).contains(&self.keep) {
+            return Err(format!(
+                "backup.keep must be between 1 and {}, not {}",
+                Self::MAX_KEEP,
+                self.keep
+            ));
+        }
+        if self.max_upload_bytes == 0 {
+            return Err("backup.max_upload_bytes must be at least 1".to_owned());
+        }
+        if self
+            .directory
+            .as_ref()
+            .is_some_and(|directory| directory.as_os_str().is_empty())
+        {
+            return Err(
+                "backup.directory must not be empty (leave it unset for the default)".to_owned(),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            directory: None,
+            keep: 5,
+            max_upload_bytes: 1024 * 1024 * 1024,
+            passphrase: None,
+        }
+    }
+}
+
+/// Redacts the passphrase.
+impl fmt::Debug for BackupConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackupConfig")
+            .field("directory", &self.directory)
+            .field("keep", &self.keep)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
 /// Everything Gatehouse can be configured with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -353,6 +440,8 @@ pub struct Settings {
     /// Microsoft Entra ID login; off unless `entra.client_id` is set. Its `Debug` hides the
     /// client secret.
     pub entra: EntraConfig,
+    /// Database backups and restores. Its `Debug` hides the passphrase.
+    pub backup: BackupConfig,
 }
 
 impl Default for Settings {
@@ -375,6 +464,7 @@ impl Default for Settings {
             registry: RegistrySettings::default(),
             ldap: LdapConfig::default(),
             entra: EntraConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -394,7 +484,7 @@ pub struct Overrides {
 }
 
 /// Top-level settings, as named after `GATEHOUSE_` (lower case, before any `__`).
-const SETTING_NAMES: [&str; 17] = [
+const SETTING_NAMES: [&str; 18] = [
     "listen",
     "data_dir",
     "database_url",
@@ -412,11 +502,12 @@ const SETTING_NAMES: [&str; 17] = [
     "registry",
     "ldap",
     "entra",
+    "backup",
 ];
 
 /// Settings taken verbatim from their environment variable (after the `__` split), so that a
 /// secret such as `12345678` or `true` is not parsed as a number or a boolean.
-const VERBATIM_SETTINGS: [&str; 10] = [
+const VERBATIM_SETTINGS: [&str; 11] = [
     "admin_password",
     "mail.username",
     "mail.password",
@@ -427,6 +518,7 @@ const VERBATIM_SETTINGS: [&str; 10] = [
     "entra.client_id",
     "entra.client_secret",
     "entra.tenant_id",
+    "backup.passphrase",
 ];
 
 /// The environment variable of a setting key: `mail.password` → `GATEHOUSE_MAIL__PASSWORD`.

@@ -1,10 +1,10 @@
 //! `gatehouse`: the command line. Only parses flags, loads the configuration and starts the
-//! application; everything else lives in the library half.
+//! application or runs a maintenance command; everything else lives in the library half.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use gatehouse::config::{Overrides, Settings};
 use gatehouse::startup::Application;
 use gatehouse::telemetry;
@@ -27,37 +27,139 @@ enum Command {
         /// Address to listen on [default: 127.0.0.1:8080].
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// Directory for the embedded SQLite database [default: ./data].
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
-        #[arg(long)]
-        database_url: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
+    /// Write an archive of the whole database to a file.
+    #[command(
+        long_about = "Write an archive of the whole database to a file, read in one consistent \
+                      snapshot; the file appears complete or not at all. A server may keep \
+                      running on the database meanwhile. The archive restores on SQLite and \
+                      PostgreSQL alike (`gatehouse restore`, or POST /api/maintenance/db/restore)."
+    )]
+    Backup {
+        /// The archive file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Encrypt the archive with the passphrase on the first line of FILE [default:
+        /// backup.passphrase, if set].
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Replace the content of the database by an archive (every session ends).
+    #[command(
+        long_about = "Replace the content of the database by an archive, all or nothing: the \
+                      archive is verified first, an archive of an older schema is migrated \
+                      forward, and on any error the database is left as it was.",
+        after_help = "Every session ends: users and devices log in again. A server running on \
+                      the same database keeps serving; its caches catch up with the restored \
+                      data within broker.cache_ttl_secs. Restart it to apply the restore at once."
+    )]
+    Restore {
+        /// The archive to restore.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Open an encrypted archive with the passphrase on the first line of FILE [default:
+        /// backup.passphrase, if set].
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// Where the database is: the flags every command that opens it takes.
+#[derive(Debug, Args)]
+struct DatabaseArgs {
+    /// Directory for the embedded SQLite database [default: ./data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    fn overrides(self, listen: Option<std::net::SocketAddr>) -> Overrides {
+        Overrides {
+            listen,
+            data_dir: self.data_dir,
+            database_url: self.database_url,
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Serve {
-        listen,
-        data_dir,
-        database_url,
-    } = cli.command;
-    let overrides = Overrides {
-        listen,
-        data_dir,
-        database_url,
-    };
-    let settings = match Settings::load(cli.config.as_deref(), &overrides) {
-        Ok(settings) => settings,
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Serve { listen, database } => {
+            let Some(settings) = load(config, &database.overrides(listen)) else {
+                return ExitCode::from(2);
+            };
+            serve(&settings).await
+        }
+        Command::Backup {
+            out,
+            passphrase_file,
+            database,
+        } => {
+            let Some(settings) = load(config, &database.overrides(None)) else {
+                return ExitCode::from(2);
+            };
+            let outcome =
+                gatehouse::maintenance::back_up(&settings, &out, passphrase_file.as_deref()).await;
+            report(outcome)
+        }
+        Command::Restore {
+            file,
+            passphrase_file,
+            database,
+        } => {
+            let Some(settings) = load(config, &database.overrides(None)) else {
+                return ExitCode::from(2);
+            };
+            let outcome =
+                gatehouse::maintenance::restore(&settings, &file, passphrase_file.as_deref()).await;
+            report(outcome)
+        }
+    }
+}
+
+/// The settings, with logging set up by them; `None` (and a message) when they are invalid.
+fn load(config: Option<&Path>, overrides: &Overrides) -> Option<Settings> {
+    match Settings::load(config, overrides) {
+        Ok(settings) => {
+            telemetry::init(&settings.log);
+            Some(settings)
+        }
         Err(error) => {
             eprintln!("gatehouse: invalid configuration: {error}");
-            return ExitCode::from(2);
+            None
         }
-    };
-    telemetry::init(&settings.log);
-    let application = match Application::build(&settings).await {
+    }
+}
+
+/// Prints the outcome of a maintenance command: its line on stdout, or the error on stderr.
+fn report(outcome: Result<String, gatehouse::maintenance::CommandError>) -> ExitCode {
+    match outcome {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("gatehouse: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `gatehouse serve`: runs the server until SIGINT or SIGTERM.
+async fn serve(settings: &Settings) -> ExitCode {
+    let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(error) => {
             tracing::error!(%error, "start-up failed");

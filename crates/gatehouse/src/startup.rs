@@ -22,9 +22,6 @@ use tokio::net::TcpListener;
 
 use crate::config::Settings;
 
-/// Setting key of the token signing secret (base64), shared by all replicas.
-const SIGNING_KEY_SETTING: &str = "jwt.signing_key";
-
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -60,6 +57,9 @@ pub enum StartupError {
     /// The `[entra]` settings or the OpenID relying party are unusable.
     #[error("invalid federated-login settings: {0}")]
     Federation(String),
+    /// The `[backup]` settings are unusable.
+    #[error("invalid backup settings: {0}")]
+    Backup(String),
     /// The `[tls]` settings or the HTTPS listener are unusable.
     #[error("invalid TLS settings: {0}")]
     Tls(String),
@@ -100,6 +100,7 @@ impl Application {
             ..settings.auth.clone()
         }
         .validate()?;
+        settings.backup.validate().map_err(StartupError::Backup)?;
         let mailer = crate::mail::mailer(&settings.mail).map_err(StartupError::Mail)?;
         let broker_access = HookAccess::new(
             &settings.broker.hook_allowed_addresses,
@@ -116,16 +117,7 @@ impl Application {
                 })?;
         let bound = listener.local_addr().unwrap_or(settings.listen);
         let public_url = public_url(settings, bound)?;
-        let url = settings.database_url();
-        if url.starts_with("sqlite:") {
-            std::fs::create_dir_all(&settings.data_dir).map_err(|source| {
-                StartupError::DataDir {
-                    path: settings.data_dir.display().to_string(),
-                    source,
-                }
-            })?;
-        }
-        let store = SqlStore::connect(&url, settings.database.max_connections).await?;
+        let store = connect_store(settings).await?;
         let hashing = settings.hashing;
         let hasher = PasswordHasher::new(hashing.argon2, hashing.workers, hashing.queue_limit)?;
         let keys = signing_keys(&store).await?;
@@ -166,6 +158,12 @@ impl Application {
             .core(&public_url, u64::from(settings.auth.default_token_hours))
             .map_err(StartupError::Federation)?;
         core = core.with_federation(Arc::new(relying_party), entra);
+        core = core.with_maintenance(
+            Arc::new(store.clone()),
+            settings.backup.directory(&settings.data_dir),
+            settings.backup.keep,
+            settings.backup.passphrase(),
+        );
         let admin_password = settings
             .admin_password
             .as_deref()
@@ -178,6 +176,7 @@ impl Application {
                 settings.http.request_timeout_secs.max(1),
             ),
             cors_allowed_origins: settings.http.cors_allowed_origins.clone(),
+            max_upload_bytes: settings.backup.max_upload_bytes,
         };
         let state = AppState {
             core,
@@ -240,6 +239,19 @@ impl Application {
     }
 }
 
+/// Connects to the configured database (creating the data directory first for SQLite) and
+/// applies pending migrations.
+pub async fn connect_store(settings: &Settings) -> Result<SqlStore, StartupError> {
+    let url = settings.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(SqlStore::connect(&url, settings.database.max_connections).await?)
+}
+
 /// The base of links in mails: `http.public_url`, else the listen address.
 fn public_url(settings: &Settings, bound: SocketAddr) -> Result<String, StartupError> {
     match &settings.http.public_url {
@@ -255,8 +267,6 @@ fn public_url(settings: &Settings, bound: SocketAddr) -> Result<String, StartupE
 const CA_CERTIFICATE_FILE: &str = "ca.crt";
 /// See above; readable by the owner only.
 const CA_KEY_FILE: &str = "ca.key";
-/// Setting key of the CA fingerprint the database was set up with (every replica must agree).
-const CA_FINGERPRINT_SETTING: &str = "pki.ca_fingerprint";
 
 /// The CA: `pki.ca_certificate` and `pki.ca_key`, else the files in the data directory,
 /// generated at first start. Every replica must use the same CA: its fingerprint is recorded in
@@ -320,7 +330,7 @@ async fn certificate_authority(
     };
     let fingerprint = authority.fingerprint();
     let recorded = store
-        .setting_or_insert(CA_FINGERPRINT_SETTING, &fingerprint)
+        .setting_or_insert(gatehouse_core::pki::CA_FINGERPRINT_SETTING, &fingerprint)
         .await?;
     if recorded != fingerprint {
         return Err(StartupError::Pki(format!(
@@ -426,7 +436,7 @@ async fn signing_keys(store: &SqlStore) -> Result<TokenKeys, StartupError> {
     let candidate = engine.encode(TokenKeys::generate_secret());
     // Every replica ends up with the first stored key.
     let stored = store
-        .setting_or_insert(SIGNING_KEY_SETTING, &candidate)
+        .setting_or_insert(gatehouse_core::tokens::SIGNING_KEY_SETTING, &candidate)
         .await?;
     let secret = engine
         .decode(stored)

@@ -10,14 +10,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-/// A free loopback port (bound and released; the binary binds it right after).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "common/ports.rs"]
+mod ports;
+use ports::free_port;
 
 struct Server {
     child: Child,

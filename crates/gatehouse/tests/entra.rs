@@ -7,12 +7,13 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 
 use common::oidc::{
     Browser, OidcProvider, ProviderConfig, ALICE, ALICE_EMAIL, ALICE_GROUP_ID, ALICE_OID,
     ALICE_PASSWORD, BOB, BOB_EMAIL, BOB_GROUP_ID, BOB_PASSWORD, CLIENT_ID, CLIENT_SECRET,
 };
+use common::ports::free_port;
 use common::{assert_error, Engine, TestApp};
 use reqwest::{StatusCode, Url};
 use serde_json::{json, Value};
@@ -27,15 +28,6 @@ both_engines!(
     entra_users_have_no_password_here,
     a_disabled_entra_user_cannot_log_in,
 );
-
-/// A free loopback port for the app: the provider must know the redirect URI before the app
-/// starts.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
 
 /// An app with Entra ID login against a fresh provider, and the provider.
 struct Entra {

@@ -11,7 +11,7 @@ use common::{Engine, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// Every operation the server must document: C1–C36, C41–C47 and T1–T11, T22–T54 (numbered as in the
+/// Every operation the server must document: C1–C36, C38–C47 and T1–T11, T22–T54 (numbered as in the
 /// endpoint list) with the ThingsBoard companions, the broker hooks, the health endpoints and
 /// the metrics. Adding or removing a route without updating this list fails.
 const EXPECTED: &[(&str, &str)] = &[
@@ -51,6 +51,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST", "/api/certificates"),                      // C34
     ("GET", "/api/certificates/content"),               // C35
     ("DELETE", "/api/certificates/{id}"),               // C36
+    ("GET", "/api/maintenance/db"),                     // C38
+    ("POST", "/api/maintenance/db/backup"),             // C39
+    ("GET", "/api/maintenance/db/backup/{id}"),         // C39
+    ("POST", "/api/maintenance/db/restore"),            // C40
     ("POST", "/api/mfa/enable"),                        // C41
     ("POST", "/api/mfa/validate"),                      // C42
     ("POST", "/api/mfa/login"),                         // C43
@@ -393,7 +397,15 @@ async fn every_operation_is_described_completely() {
                 assert!(operation["responses"]["403"].is_object(), "{name}: 403");
             }
         }
-        if path.contains("{id}") {
+        // An archive id is only ever a file name: a malformed one names no archive (404).
+        if path.starts_with("/api/maintenance/") {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                assert!(
+                    parameter["schema"]["pattern"].is_string(),
+                    "{name}: {parameter}"
+                );
+            }
+        } else if path.contains("{id}") {
             assert_eq!(
                 operation["responses"]["400"]["$ref"], "#/components/responses/BadRequest",
                 "{name}: a malformed id is a 400"

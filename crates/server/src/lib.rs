@@ -40,6 +40,10 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Origins allowed by CORS; empty turns CORS off (no `Access-Control-*` headers).
     pub cors_allowed_origins: Vec<String>,
+    /// Largest upload streamed to disk (a database archive for restore), in bytes. Such
+    /// uploads are exempt from `body_limit_bytes` and from `request_timeout` as a whole; the
+    /// timeout bounds each wait for more of the upload instead.
+    pub max_upload_bytes: u64,
 }
 
 impl Default for HttpLimits {
@@ -48,6 +52,7 @@ impl Default for HttpLimits {
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             cors_allowed_origins: Vec::new(),
+            max_upload_bytes: 1024 * 1024 * 1024,
         }
     }
 }

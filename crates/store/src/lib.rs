@@ -7,6 +7,8 @@
 //! settings, and how a write transaction begins (`BEGIN IMMEDIATE` on SQLite so that two writers
 //! queue instead of failing on lock upgrade).
 
+mod archive;
+mod backup;
 mod federation;
 mod mfa;
 mod oauth2;

@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use super::ports::free_port;
+
 /// The suffix of the directory.
 pub const BASE_DN: &str = "dc=example,dc=org";
 /// The root DN: the service account of the tests (it bypasses the access rules).
@@ -362,13 +364,6 @@ fn program(name: &str, path: &str, package: &str) -> PathBuf {
          `echo \"slapd slapd/no_configuration boolean true\" | debconf-set-selections && \
          apt-get install -y --no-install-recommends slapd ldap-utils`"
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free loopback port")
 }
 
 /// The `cn=config` of the instance in `directory`: the schemas, the mdb backend and the rules

@@ -7,10 +7,12 @@
 //! dropped afterwards.
 #![allow(dead_code)]
 
+pub mod backup;
 pub mod broker;
 pub mod ldap;
 pub mod oidc;
 pub mod otp;
+pub mod ports;
 pub mod smtp;
 
 use std::path::PathBuf;

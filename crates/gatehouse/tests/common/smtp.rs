@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mail_parser::MessageParser;
 use tempfile::TempDir;
+
+use super::ports::free_port;
 
 /// Longest wait for aiosmtpd to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -223,13 +225,6 @@ fn ensure_aiosmtpd(python: &str) {
              GATEHOUSE_TEST_PYTHON at a Python that has aiosmtpd."
         );
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free loopback port")
 }
 
 /// Polls until `port` accepts a connection; fails early if the process exits.

@@ -10,21 +10,12 @@ use gatehouse_core::{AuthFailure, CoreError};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::error::{error_response, ApiError};
+use super::error::{not_enabled, ApiError};
 use super::extract::Query;
 use super::schema::{BadRequest, InternalError, NotFound, ServiceUnavailable};
 use crate::client::RequestOrigin;
 use crate::federation::{binding_cookie, redirect, with_query};
 use crate::AppState;
-
-/// The answer when Entra ID is not configured, as Connectware words it.
-fn not_enabled() -> Response {
-    error_response(
-        axum::http::StatusCode::NOT_FOUND,
-        "The feature is not enabled.".to_owned(),
-        None,
-    )
-}
 
 /// A message for the user about a failed login: what the core says for federation failures,
 /// a generic text for the rest (the details are in the log).

@@ -144,6 +144,16 @@ fn rejected_field(rejection: &Rejection) -> &'static str {
     }
 }
 
+/// The answer for an optional feature that is not configured (Entra ID login, database
+/// maintenance), as Connectware words it.
+pub fn not_enabled() -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "The feature is not enabled.".to_owned(),
+        None,
+    )
+}
+
 /// Answer for a path no route serves.
 pub async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "no such endpoint".to_owned(), None)

@@ -11,6 +11,7 @@ mod certificates;
 mod entra;
 mod error;
 mod extract;
+mod maintenance;
 mod mfa;
 mod permissions;
 mod registry;
@@ -26,6 +27,7 @@ use utoipa_axum::routes;
 
 pub use caller::Caller;
 pub use error::{method_not_allowed, not_found, panic_response, timeout_response, ApiError};
+pub use maintenance::streams_upload;
 
 use crate::AppState;
 
@@ -50,11 +52,11 @@ use crate::AppState;
             schema::InternalError,
         )
     ),
-    tags((name = "connectware", description = "The Connectware Auth-Server dialect (C1–C36, C41–C45)"))
+    tags((name = "connectware", description = "The Connectware Auth-Server dialect (C1–C36, C38–C47)"))
 )]
 struct ConnectwareDoc;
 
-/// The Connectware routes (C1–C36, C41–C45), each registered with its OpenAPI description.
+/// The Connectware routes (C1–C36, C38–C47), each registered with its OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ConnectwareDoc::openapi())
         .routes(routes!(users::create))
@@ -92,4 +94,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(certificates::list, certificates::add))
         .routes(routes!(certificates::content))
         .routes(routes!(certificates::delete))
+        .routes(routes!(maintenance::status))
+        .routes(routes!(maintenance::backup))
+        .routes(routes!(maintenance::download))
+        .routes(routes!(maintenance::restore))
 }

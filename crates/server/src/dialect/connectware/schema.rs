@@ -133,17 +133,17 @@ error_responses! {
     /// 403.
     Forbidden => "Authenticated, but the caller has no `http` permission for this method and path.";
     /// 404.
-    NotFound => "The user, role, permission, certificate, token or role assignment does not exist.";
+    NotFound => "The user, role, permission, certificate, token, role assignment or backup archive does not exist, or the feature is not enabled.";
     /// 409.
     Conflict => "Conflict with stored state (duplicate name or fingerprint, permission already declared, protected role).";
     /// 413.
-    PayloadTooLarge => "The body exceeds `http.body_limit_bytes`.";
+    PayloadTooLarge => "The body exceeds `http.body_limit_bytes` (an archive uploaded for restore: `backup.max_upload_bytes`).";
     /// 415.
-    UnsupportedMediaType => "The body is not sent as `Content-Type: application/json`.";
+    UnsupportedMediaType => "The body is not sent as `Content-Type: application/json` (an archive uploaded for restore: it is sent as a `multipart/*` type other than `multipart/form-data`).";
     /// 422.
     UnprocessableEntity => "A password breaks the password policy (in the client registry also: a username breaks the naming rules).";
     /// 423.
-    Locked => "The client registry is not open (or holds too many pending requests); try again later.";
+    Locked => "The client registry is not open (or holds too many pending requests), or a database backup or restore is running; try again later.";
     /// 429, with `Retry-After`.
     TooManyRequests => "Too many failed logins for this address or account (or registrations for this address).",
         [("Retry-After", "Seconds to wait before trying again.")];
