@@ -35,6 +35,14 @@ pub const KEY_BOUND_SETTINGS: [&str; 2] = [
     crate::pki::CA_FINGERPRINT_SETTING,
 ];
 
+/// How the names of every temporary file and directory of backups and restores begin
+/// (uploads, staging files, scratch databases): what [`Maintenance::sweep_leftovers`] removes.
+pub const SCRATCH_PREFIX: &str = ".gatehouse-scratch-";
+
+/// Leftovers younger than this are left alone by the sweep: they may belong to an operation of
+/// another replica sharing the directory.
+const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The answer while another backup or restore runs (the seed's 423 text).
 const LOCKED_REASON: &str =
     "There is a database maintenance operation in the process. Try again later.";
@@ -209,7 +217,7 @@ impl Maintenance {
         std::fs::create_dir_all(&self.directory).map_err(CoreError::internal)?;
         Ok(self
             .directory
-            .join(format!("upload-{}.part", uuid::Uuid::new_v4())))
+            .join(format!("{SCRATCH_PREFIX}upload-{}", uuid::Uuid::new_v4())))
     }
 
     /// Verifies the uploaded archive at `upload` and starts restoring it in the background;
@@ -320,6 +328,44 @@ impl Maintenance {
         Ok(self.directory.join(format!("{id}.{ARCHIVE_EXTENSION}")))
     }
 
+    /// Removes what operations killed in the middle left in the archive directory (uploads,
+    /// staging files, scratch databases older than an hour). Called at start-up.
+    pub fn sweep_leftovers(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.directory) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let stale = entry
+                .metadata()
+                .and_then(|metadata| metadata.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age >= LEFTOVER_AGE);
+            if !stale
+                || !entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(SCRATCH_PREFIX)
+            {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed a leftover of an interrupted backup or restore")
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "cannot remove a leftover of a backup or restore")
+                }
+            }
+        }
+    }
+
     /// Deletes all but the newest `keep` archives (by modification time).
     fn prune(&self) {
         let Ok(entries) = std::fs::read_dir(&self.directory) else {
@@ -423,7 +469,7 @@ pub async fn back_up_to(
     };
     let directory = destination.parent().unwrap_or(Path::new("."));
     let plain = tempfile::Builder::new()
-        .prefix(".plain-")
+        .prefix(&format!("{SCRATCH_PREFIX}plain-"))
         .tempfile_in(directory)
         .map_err(CoreError::internal)?
         .into_temp_path();
@@ -482,7 +528,7 @@ pub async fn seal_archive(plain: &Path, sealed: &Path, passphrase: SecretString)
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         let directory = sealed.parent().unwrap_or(Path::new("."));
         let mut staging = tempfile::Builder::new()
-            .prefix(".sealing-")
+            .prefix(&format!("{SCRATCH_PREFIX}sealing-"))
             .tempfile_in(directory)?;
         let mut input = std::io::BufReader::new(std::fs::File::open(&plain)?);
         let encryptor = age::Encryptor::with_user_passphrase(passphrase);
@@ -539,10 +585,11 @@ pub async fn open_sealed_archive(
         };
         let directory = path.parent().unwrap_or(Path::new("."));
         // Beside the archive, else (read-only media) in the system's temporary directory.
+        let prefix = format!("{SCRATCH_PREFIX}opened-");
         let mut plain = tempfile::Builder::new()
-            .prefix(".opened-")
+            .prefix(&prefix)
             .tempfile_in(directory)
-            .or_else(|_| tempfile::Builder::new().prefix(".opened-").tempfile())
+            .or_else(|_| tempfile::Builder::new().prefix(&prefix).tempfile())
             .map_err(CoreError::internal)?;
         let input =
             std::io::BufReader::new(std::fs::File::open(&path).map_err(CoreError::internal)?);
@@ -621,24 +668,75 @@ mod tests {
     }
 
     #[test]
+    fn the_sweep_removes_only_old_scratch_files() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = |name: &str| directory.path().join(name);
+        let old = std::time::SystemTime::now() - LEFTOVER_AGE - std::time::Duration::from_secs(60);
+        for name in [
+            ".gatehouse-scratch-upload-1",
+            ".gatehouse-scratch-upload-2",
+            "x.gatehouse-backup",
+            "other",
+        ] {
+            std::fs::write(path(name), b"x").unwrap();
+        }
+        std::fs::create_dir(path(".gatehouse-scratch-restore-1")).unwrap();
+        std::fs::write(path(".gatehouse-scratch-restore-1/scratch.db"), b"x").unwrap();
+        for name in [
+            ".gatehouse-scratch-upload-1",
+            "x.gatehouse-backup",
+            "other",
+            ".gatehouse-scratch-restore-1",
+        ] {
+            std::fs::File::options()
+                .write(true)
+                .open(path(name))
+                .or_else(|_| std::fs::File::open(path(name)))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let maintenance = Maintenance::new(
+            Arc::new(Nothing),
+            directory.path().to_owned(),
+            3,
+            None,
+            Arc::new(crate::clock::SystemClock),
+            IdentityGeneration::default(),
+        );
+        maintenance.sweep_leftovers();
+        let mut left: Vec<String> = std::fs::read_dir(directory.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [".gatehouse-scratch-upload-2", "other", "x.gatehouse-backup"]
+        );
+    }
+
+    struct Nothing;
+
+    #[async_trait]
+    impl DatabaseArchiver for Nothing {
+        async fn back_up(&self, _: &Path, _: i64) -> CoreResult<ArchiveSummary> {
+            Err(CoreError::internal("unused"))
+        }
+        async fn verify(&self, _: &Path) -> CoreResult<ArchiveSummary> {
+            Err(CoreError::internal("unused"))
+        }
+        async fn restore(&self, _: &Path) -> CoreResult<ArchiveSummary> {
+            Err(CoreError::internal("unused"))
+        }
+    }
+
+    #[test]
     fn ids_name_version_and_time_and_never_leave_the_directory() {
         assert_eq!(
             archive_id("1.2.3", 1_645_025_839_242),
             "1.2.3_2022-02-16T15:37:19.242Z"
         );
-        struct Nothing;
-        #[async_trait]
-        impl DatabaseArchiver for Nothing {
-            async fn back_up(&self, _: &Path, _: i64) -> CoreResult<ArchiveSummary> {
-                Err(CoreError::internal("unused"))
-            }
-            async fn verify(&self, _: &Path) -> CoreResult<ArchiveSummary> {
-                Err(CoreError::internal("unused"))
-            }
-            async fn restore(&self, _: &Path) -> CoreResult<ArchiveSummary> {
-                Err(CoreError::internal("unused"))
-            }
-        }
         let maintenance = Maintenance::new(
             Arc::new(Nothing),
             PathBuf::from("/backups"),

@@ -164,6 +164,9 @@ impl Application {
             settings.backup.keep,
             settings.backup.passphrase(),
         );
+        if let Some(maintenance) = core.maintenance() {
+            maintenance.sweep_leftovers();
+        }
         let admin_password = settings
             .admin_password
             .as_deref()

@@ -234,7 +234,7 @@ async fn unknown_and_hostile_download_ids_are_404(app: TestApp) {
         "x%20y",
         "%FF%FE",
         "%C0%AE%C0%AE%2Fsecret",
-        "upload-00000000-0000-0000-0000-000000000000.part",
+        ".gatehouse-scratch-upload-00000000-0000-0000-0000-000000000000",
         "%E2%80%AE",
         "id%3Bx",
         "id%22x",

@@ -16,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
+use gatehouse_core::maintenance::SCRATCH_PREFIX;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::fs::File;
@@ -27,6 +28,9 @@ pub(crate) const FORMAT: &str = "gatehouse-backup";
 pub(crate) const FORMAT_VERSION: u32 = 1;
 /// How every archive begins (the manifest's first member, as the writer serializes it).
 const ARCHIVE_START: &[u8] = b"{\"format\":\"gatehouse-backup\",";
+/// The reason given for a file without a well-formed closing checksum line.
+const NO_CLOSING_LINE: &str =
+    "the archive is damaged or truncated: its closing checksum line is missing or malformed";
 /// The reason given for a file that is not an archive.
 const NOT_AN_ARCHIVE: &str = "this is not a Gatehouse backup archive";
 /// The longest line accepted (a row with a large document, the manifest).
@@ -122,7 +126,7 @@ impl ArchiveWriter {
     /// A writer whose scratch files live in `directory` (the destination's).
     pub(crate) async fn create(directory: &Path) -> Result<Self, ArchiveError> {
         let (file, path) = tempfile::Builder::new()
-            .prefix(".backup-rows-")
+            .prefix(&format!("{SCRATCH_PREFIX}rows-"))
             .tempfile_in(directory)?
             .into_parts();
         Ok(Self {
@@ -183,7 +187,7 @@ impl ArchiveWriter {
         self.rows.flush().await?;
         header.tables = std::mem::take(&mut self.tables);
         let (file, staging) = tempfile::Builder::new()
-            .prefix(".backup-")
+            .prefix(&format!("{SCRATCH_PREFIX}archive-"))
             .tempfile_in(&self.directory)?
             .into_parts();
         let mut out = BufWriter::with_capacity(256 * 1024, File::from_std(file));
@@ -252,8 +256,7 @@ pub(crate) async fn open(path: &Path) -> Result<OpenedArchive, ArchiveError> {
     if length == 0 {
         return Err(invalid("the archive is empty"));
     }
-    // Every archive starts with its manifest's first member: a file that does not is no
-    // archive at all (rather than a damaged one).
+    // Every archive starts with its manifest's first member (as this writer orders it).
     let mut start = vec![0_u8; ARCHIVE_START.len()];
     let mut read = 0;
     while read < start.len() {
@@ -262,10 +265,15 @@ pub(crate) async fn open(path: &Path) -> Result<OpenedArchive, ArchiveError> {
             count => read += count,
         }
     }
-    if start[..read] != ARCHIVE_START[..read] {
-        return Err(invalid(NOT_AN_ARCHIVE));
-    }
-    let rows_end = check_whole_digest(&mut file, length).await?;
+    let looks_like_archive = start[..read] == ARCHIVE_START[..read];
+    let rows_end = match check_whole_digest(&mut file, length).await {
+        // Neither the start nor the end of an archive: no archive at all, rather than a
+        // damaged one.
+        Err(ArchiveError::Invalid(reason)) if !looks_like_archive && reason == NO_CLOSING_LINE => {
+            return Err(invalid(NOT_AN_ARCHIVE))
+        }
+        other => other?,
+    };
     file.seek(std::io::SeekFrom::Start(0)).await?;
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     let mut line = Vec::new();
@@ -405,12 +413,7 @@ impl RowReader {
 /// Reads the trailer and compares its digest with the digest of everything before it;
 /// returns where the trailer starts (the end of the rows).
 async fn check_whole_digest(file: &mut File, length: u64) -> Result<u64, ArchiveError> {
-    let damaged = || {
-        invalid(
-            "the archive is damaged or truncated: its closing checksum line is missing or \
-             malformed",
-        )
-    };
+    let damaged = || invalid(NO_CLOSING_LINE);
     if length < TRAILER_BYTES {
         return Err(damaged());
     }

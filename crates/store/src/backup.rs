@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use gatehouse_core::error::{CoreError, CoreResult};
 use gatehouse_core::maintenance::{
-    ArchiveSummary, DatabaseArchiver, KEY_BOUND_SETTINGS, SIGNING_KEY_SETTING,
+    ArchiveSummary, DatabaseArchiver, KEY_BOUND_SETTINGS, SCRATCH_PREFIX, SIGNING_KEY_SETTING,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
@@ -57,6 +57,9 @@ const TRANSIENT_TABLES: &[&str] = &["sessions", "federation_logins"];
 
 /// Values per INSERT statement (SQLite allows 32 766 parameters, PostgreSQL 65 535).
 const PARAMETERS_PER_STATEMENT: usize = 900;
+
+/// Approximate bytes of values per INSERT statement (see [`statement_batches`]).
+const BYTES_PER_STATEMENT: usize = 8 * 1024;
 
 /// The columns of a table with their kinds, in the table's order.
 type Columns = Vec<(String, ColumnKind)>;
@@ -147,7 +150,36 @@ fn read_value(row: &AnyRow, index: usize, kind: ColumnKind) -> CoreResult<Value>
     Ok(value)
 }
 
-/// Inserts `rows` into `table` with as few statements as the parameter limit allows.
+/// Splits `rows` into the batches of one INSERT each: at most [`PARAMETERS_PER_STATEMENT`]
+/// values, and about [`BYTES_PER_STATEMENT`] of them. The byte bound matters on PostgreSQL:
+/// sqlx writes a larger statement in two pieces, and without TCP_NODELAY (which sqlx does not
+/// set) the second waits for the server's delayed acknowledgement, some 40 ms per statement.
+fn statement_batches(rows: &[Vec<Value>], columns: usize) -> Vec<&[Vec<Value>]> {
+    let most_rows = (PARAMETERS_PER_STATEMENT / columns.max(1)).max(1);
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, row) in rows.iter().enumerate() {
+        let row_bytes: usize = row
+            .iter()
+            .map(|value| match value {
+                Value::Text(text) => text.len() + 16,
+                Value::Integer(_) | Value::Null => 16,
+            })
+            .sum();
+        if index > start && (index - start == most_rows || bytes + row_bytes > BYTES_PER_STATEMENT)
+        {
+            batches.push(&rows[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += row_bytes;
+    }
+    if start < rows.len() {
+        batches.push(&rows[start..]);
+    }
+    batches
+}
+
+/// Inserts `rows` into `table` with as few statements as [`statement_batches`] allows.
 async fn insert_rows(
     connection: &mut sqlx::AnyConnection,
     table: &str,
@@ -158,8 +190,7 @@ async fn insert_rows(
     if rows.is_empty() || columns.is_empty() {
         return Ok(());
     }
-    let per_statement = (PARAMETERS_PER_STATEMENT / columns.len()).max(1);
-    for batch in rows.chunks(per_statement) {
+    for batch in statement_batches(rows, columns.len()) {
         let mut sql = format!("INSERT INTO \"{table}\" ({}) VALUES ", column_list(columns));
         let mut parameter = 0;
         for (index, _) in batch.iter().enumerate() {
@@ -207,9 +238,10 @@ impl Scratch {
             .unwrap_or(Path::new("."));
         // Beside the archive (the backup directory, sized for it); in the system's temporary
         // directory when that is not writable (an archive on read-only media).
+        let scratch_prefix = format!("{SCRATCH_PREFIX}restore-");
         let builder = || {
             let mut builder = tempfile::Builder::new();
-            builder.prefix(".restore-");
+            builder.prefix(&scratch_prefix);
             builder
         };
         let directory = builder()
@@ -632,6 +664,30 @@ mod tests {
 
     /// A new table must be listed as archived or transient: nothing is silently left out of
     /// backups.
+    #[test]
+    fn statements_stay_within_their_parameter_and_byte_bounds() {
+        let narrow: Vec<Vec<Value>> = (0..2000).map(|n| vec![Value::Integer(n)]).collect();
+        let batches = statement_batches(&narrow, 1);
+        assert!(batches
+            .iter()
+            .all(|batch| batch.len() <= PARAMETERS_PER_STATEMENT));
+        assert_eq!(batches.iter().map(|batch| batch.len()).sum::<usize>(), 2000);
+        let wide: Vec<Vec<Value>> = (0..50)
+            .map(|_| vec![Value::Text("x".repeat(3000)), Value::Null])
+            .collect();
+        let batches = statement_batches(&wide, 2);
+        assert!(
+            batches.iter().all(|batch| batch.len() <= 2),
+            "{}",
+            batches.len()
+        );
+        assert_eq!(batches.iter().map(|batch| batch.len()).sum::<usize>(), 50);
+        // A single row larger than the bound still gets its statement.
+        let huge = vec![vec![Value::Text("y".repeat(100_000))]];
+        assert_eq!(statement_batches(&huge, 1), vec![&huge[..]]);
+        assert!(statement_batches(&[], 3).is_empty());
+    }
+
     #[tokio::test]
     async fn every_table_of_the_schema_is_archived_or_transient() {
         let directory = tempfile::tempdir().unwrap();
