@@ -221,29 +221,27 @@ impl Maintenance {
     }
 
     /// Verifies the uploaded archive at `upload` and starts restoring it in the background;
-    /// returns its id. [`CoreError::Locked`] while another operation runs, [`CoreError::Invalid`]
-    /// for an archive that cannot be restored. The upload is deleted in every case. Cancelling
-    /// the returned future before it completes releases the lock (the restore does not start).
+    /// returns its id. [`CoreError::Invalid`] for an archive that cannot be restored (checked
+    /// first, read-only, so bad input is 400 whatever runs), then [`CoreError::Locked`] while
+    /// another operation runs. The upload is deleted in every case, also when the returned
+    /// future is dropped early (nothing is locked before the restore starts).
     pub async fn start_restore(&self, upload: PathBuf) -> CoreResult<String> {
         let started = self.clock.now_millis();
-        let placeholder = archive_id(env!("CARGO_PKG_VERSION"), started);
-        if let Err(error) = self.begin(Operation::Restore, &placeholder, started) {
-            remove_quietly(&upload);
-            return Err(error);
+        let checked = async {
+            let archive = readable_archive(upload, self.passphrase.as_ref()).await?;
+            let summary = self.archiver.verify(&archive).await?;
+            Ok::<_, CoreError>((archive, summary))
         }
-        let mut running = RunningRestore {
-            maintenance: self,
-            handed_over: false,
+        .await;
+        let (archive, summary) = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.record_refused_restore(started, &error);
+                return Err(error);
+            }
         };
-        let archive = readable_archive(upload, self.passphrase.as_ref()).await;
-        let archive = running.checked(archive)?;
-        let summary = self.archiver.verify(&archive).await;
-        let summary = running.checked(summary)?;
         let id = summary.id();
-        if let Some(restore) = self.lock_status().restore.as_mut() {
-            restore.id.clone_from(&id);
-        }
-        running.handed_over = true;
+        self.begin(Operation::Restore, &id, started)?;
         let this = self.clone();
         tokio::spawn(async move {
             let outcome = this.archiver.restore(&archive).await;
@@ -257,6 +255,22 @@ impl Maintenance {
             );
         });
         Ok(id)
+    }
+
+    /// Reports a refused upload as the latest restore, unless an operation runs (its status
+    /// stays what C38 shows).
+    fn record_refused_restore(&self, started: i64, error: &CoreError) {
+        let mut status = self.lock_status();
+        if status.running {
+            return;
+        }
+        status.restore = Some(OperationStatus {
+            id: archive_id(env!("CARGO_PKG_VERSION"), started),
+            succeeded: false,
+            status_message: failure_message(error),
+            start_date: started,
+            end_date: Some(self.clock.now_millis()),
+        });
     }
 
     /// Marks `operation` as running, or refuses while anything runs.
@@ -387,38 +401,6 @@ impl Maintenance {
         let surplus = archives.len().saturating_sub(self.keep);
         for (_, path) in archives.into_iter().take(surplus) {
             remove_quietly(&path);
-        }
-    }
-}
-
-/// A restore between its lock and the start of its background work: dropped early (an error,
-/// or the request's future cancelled), it records the failure and releases the lock.
-struct RunningRestore<'a> {
-    maintenance: &'a Maintenance,
-    handed_over: bool,
-}
-
-impl RunningRestore<'_> {
-    /// Passes `result` through, ending the restore with its error.
-    fn checked<T>(&mut self, result: CoreResult<T>) -> CoreResult<T> {
-        if let Err(error) = &result {
-            self.handed_over = true;
-            self.maintenance
-                .finish(Operation::Restore, Err(error.clone()));
-        }
-        result
-    }
-}
-
-impl Drop for RunningRestore<'_> {
-    fn drop(&mut self) {
-        if !self.handed_over {
-            self.maintenance.finish(
-                Operation::Restore,
-                Err(CoreError::Unavailable {
-                    reason: "The upload was interrupted; nothing was restored.".to_owned(),
-                }),
-            );
         }
     }
 }

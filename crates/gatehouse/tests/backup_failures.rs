@@ -591,12 +591,21 @@ async fn a_running_restore_locks_out_backups_and_restores(mut app: TestApp) {
         backup_message.contains("maintenance operation") && backup_message == restore_message,
         "{backup_message:?} / {restore_message:?}"
     );
+    // Bad input is refused as such whatever runs: 400, not 423, and the running restore's
+    // status stays as it is.
+    let (status, answer) = upload(&app, &app.admin_token, b"{}".to_vec()).await;
+    let message = assert_error(status, &answer, StatusCode::BAD_REQUEST);
+    assert!(
+        message.contains("not a Gatehouse backup archive"),
+        "{message}"
+    );
     let (status, state) = app.get("/api/maintenance/db", &app.admin_token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         state["running"], true,
         "the 423s came while the restore ran: {state}"
     );
+    assert_eq!(state["restore"]["id"], body["id"], "{state}");
 
     let state = wait_idle(&mut app).await;
     eprintln!(
