@@ -104,6 +104,22 @@ pub(crate) struct TablePart {
     pub sha256: String,
 }
 
+impl TablePart {
+    /// The kinds of this part's columns, in its order, as `schema` (the table's columns in
+    /// the schema) declares them; the columns were checked to be the schema's.
+    pub(crate) fn kinds(&self, schema: &[(String, ColumnKind)]) -> Vec<ColumnKind> {
+        self.columns
+            .iter()
+            .map(|column| {
+                schema
+                    .iter()
+                    .find(|(name, _)| name == column)
+                    .map_or(ColumnKind::Text, |(_, kind)| *kind)
+            })
+            .collect()
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Trailer {
@@ -312,16 +328,7 @@ pub(crate) async fn check_rows(
     let mut values = Vec::new();
     for (part, (_, kinds)) in manifest.tables.iter().zip(schema) {
         let mut digest = Sha256::new();
-        let columns: Vec<ColumnKind> = part
-            .columns
-            .iter()
-            .map(|column| {
-                kinds
-                    .iter()
-                    .find(|(name, _)| name == column)
-                    .map_or(ColumnKind::Text, |(_, kind)| *kind)
-            })
-            .collect();
+        let columns = part.kinds(kinds);
         for index in 0..part.rows {
             let at_row = |reason: String| {
                 invalid(format!("table {} row {}: {reason}", part.name, index + 1))

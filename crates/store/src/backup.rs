@@ -346,14 +346,17 @@ fn summary_of(manifest: &Manifest) -> CoreResult<ArchiveSummary> {
 
 impl SqlStore {
     /// Verifies `path` (see [`DatabaseArchiver::verify`]) and returns it with its summary.
-    async fn verified(&self, path: &Path) -> CoreResult<(VerifiedArchive, ArchiveSummary)> {
+    /// The scratch database it creates at the archive's schema version (to know that schema)
+    /// is returned empty, for [`SqlStore::staged`].
+    async fn verified(
+        &self,
+        path: &Path,
+    ) -> CoreResult<(VerifiedArchive, ArchiveSummary, Scratch)> {
         let opened = archive::open(path).await.map_err(archive_error)?;
         check_schema_version(&opened.manifest)
             .map_err(|reason| CoreError::invalid("archive", reason))?;
-        let schema = Scratch::at_version(path, opened.manifest.schema_version)
-            .await?
-            .archived_tables()
-            .await?;
+        let scratch = Scratch::at_version(path, opened.manifest.schema_version).await?;
+        let schema = scratch.archived_tables().await?;
         let mut archived_settings = BTreeMap::new();
         let verified = archive::check_rows(path, opened, &schema, |table, columns, values| {
             if table == "settings" {
@@ -394,13 +397,18 @@ impl SqlStore {
             }
         }
         let summary = summary_of(&verified.manifest)?;
-        Ok((verified, summary))
+        Ok((verified, summary, scratch))
     }
 
-    /// Loads the verified archive into a scratch database and migrates it to this version.
-    async fn staged(&self, path: &Path, verified: &VerifiedArchive) -> CoreResult<Scratch> {
+    /// Loads the verified archive into `scratch` (empty, at the archive's schema version) and
+    /// migrates it to this version.
+    async fn staged(
+        &self,
+        path: &Path,
+        verified: &VerifiedArchive,
+        scratch: Scratch,
+    ) -> CoreResult<Scratch> {
         let manifest = &verified.manifest;
-        let scratch = Scratch::at_version(path, manifest.schema_version).await?;
         let schema = scratch.archived_tables().await?;
         let mut reader = RowReader::open(path, verified)
             .await
@@ -411,16 +419,7 @@ impl SqlStore {
             .await
             .map_err(db_error)?;
         for (part, (_, columns)) in manifest.tables.iter().zip(&schema) {
-            let kinds: Vec<ColumnKind> = part
-                .columns
-                .iter()
-                .map(|name| {
-                    columns
-                        .iter()
-                        .find(|(column, _)| column == name)
-                        .map_or(ColumnKind::Text, |(_, kind)| *kind)
-                })
-                .collect();
+            let kinds = part.kinds(columns);
             let per_batch = batch_rows(part.columns.len());
             let mut batch = Vec::with_capacity(per_batch);
             for _ in 0..part.rows {
@@ -645,8 +644,8 @@ impl DatabaseArchiver for SqlStore {
     }
 
     async fn restore(&self, archive: &Path) -> CoreResult<ArchiveSummary> {
-        let (verified, summary) = self.verified(archive).await?;
-        let scratch = self.staged(archive, &verified).await?;
+        let (verified, summary, scratch) = self.verified(archive).await?;
+        let scratch = self.staged(archive, &verified, scratch).await?;
         self.apply(&scratch).await?;
         tracing::info!(
             archive = %summary.id(),
