@@ -117,17 +117,13 @@ pub enum LinkState {
 }
 
 impl Gatehouse {
-    /// Issues a one-time link token for a user; only its digest is stored.
+    /// Issues a one-time link token for a user, valid for `hours`; only its digest is stored.
     pub(crate) async fn issue_credential_token(
         &self,
         user_id: Uuid,
         purpose: TokenPurpose,
-        security: &SecuritySettings,
+        hours: u32,
     ) -> CoreResult<String> {
-        let hours = match purpose {
-            TokenPurpose::Activation => security.user_activation_token_ttl_hours,
-            TokenPurpose::PasswordReset => security.password_reset_token_ttl_hours,
-        };
         let token = random_token(CREDENTIAL_TOKEN_BYTES);
         let now = self.clock.now_millis();
         self.store
@@ -143,21 +139,13 @@ impl Gatehouse {
     }
 
     /// The link under this server's public URL that carries a token.
-    fn link(&self, purpose: TokenPurpose, token: &str) -> String {
-        match purpose {
-            TokenPurpose::Activation => {
-                format!(
-                    "{}/api/noauth/activate?activateToken={token}",
-                    self.public_url
-                )
-            }
-            TokenPurpose::PasswordReset => {
-                format!(
-                    "{}/api/noauth/resetPassword?resetToken={token}",
-                    self.public_url
-                )
-            }
-        }
+    pub(crate) fn link(&self, purpose: TokenPurpose, token: &str) -> String {
+        let (path, parameter) = match purpose {
+            TokenPurpose::Activation => ("activate", "activateToken"),
+            TokenPurpose::PasswordReset => ("resetPassword", "resetToken"),
+            TokenPurpose::EmailVerification => ("activateEmail", "emailCode"),
+        };
+        format!("{}/api/noauth/{path}?{parameter}={token}", self.public_url)
     }
 
     async fn stored_token(
@@ -175,10 +163,7 @@ impl Gatehouse {
 
     /// Checks a link token without using it. Reset-link checks are rate limited per user.
     pub async fn check_link(&self, token: &str, purpose: TokenPurpose) -> CoreResult<LinkState> {
-        let unknown = match purpose {
-            TokenPurpose::Activation => Rejection::ActivationTokenUnknown,
-            TokenPurpose::PasswordReset => Rejection::ResetTokenUnknown,
-        };
+        let unknown = unknown_token(purpose);
         let stored = self
             .stored_token(token, purpose)
             .await?
@@ -210,6 +195,10 @@ impl Gatehouse {
             ),
             TokenPurpose::PasswordReset => {
                 (Rejection::ResetTokenUnknown, Rejection::ResetTokenExpired)
+            }
+            // An email code sets no password: it is used by `verify_email`.
+            TokenPurpose::EmailVerification => {
+                return Err(CoreError::Rejected(Rejection::EmailCodeUnknown))
             }
         };
         let stored = self
@@ -292,7 +281,11 @@ impl Gatehouse {
         }
         let security = self.security_settings().await?;
         let token = self
-            .issue_credential_token(user.id, TokenPurpose::PasswordReset, &security)
+            .issue_credential_token(
+                user.id,
+                TokenPurpose::PasswordReset,
+                security.password_reset_token_ttl_hours,
+            )
             .await?;
         let link = self.link(TokenPurpose::PasswordReset, &token);
         self.mailer
@@ -384,7 +377,11 @@ impl Gatehouse {
     async fn send_activation_mail(&self, user: &User) -> CoreResult<()> {
         let security = self.security_settings().await?;
         let token = self
-            .issue_credential_token(user.id, TokenPurpose::Activation, &security)
+            .issue_credential_token(
+                user.id,
+                TokenPurpose::Activation,
+                security.user_activation_token_ttl_hours,
+            )
             .await?;
         let link = self.link(TokenPurpose::Activation, &token);
         let to = user.email_or_username().to_owned();
@@ -504,7 +501,11 @@ impl Gatehouse {
         }
         let security = self.security_settings().await?;
         let token = self
-            .issue_credential_token(id, TokenPurpose::Activation, &security)
+            .issue_credential_token(
+                id,
+                TokenPurpose::Activation,
+                security.user_activation_token_ttl_hours,
+            )
             .await?;
         Ok(self.link(TokenPurpose::Activation, &token))
     }
@@ -526,6 +527,15 @@ impl Gatehouse {
         self.store.set_credentials_enabled(id, enabled).await?;
         tracing::info!(user_id = %id, enabled, "credentials enabled state set");
         Ok(())
+    }
+}
+
+/// The rejection of a link token that no link of `purpose` has.
+fn unknown_token(purpose: TokenPurpose) -> Rejection {
+    match purpose {
+        TokenPurpose::Activation => Rejection::ActivationTokenUnknown,
+        TokenPurpose::PasswordReset => Rejection::ResetTokenUnknown,
+        TokenPurpose::EmailVerification => Rejection::EmailCodeUnknown,
     }
 }
 

@@ -42,6 +42,9 @@ pub struct Principal {
     pub permissions: Vec<Permission>,
     /// The same permissions compiled for checks.
     pub permission_set: PermissionSet,
+    /// A signed-up account that has not accepted the privacy policy yet (while acceptance is
+    /// required): the dialects let it call only the sign-up endpoints.
+    pub privacy_policy_pending: bool,
 }
 
 /// A successful login.
@@ -329,7 +332,11 @@ impl Gatehouse {
             let changed = credentials.password_changed_at.unwrap_or(user.created_at);
             if changed.saturating_add(period) < self.clock.now_millis() {
                 let reset_token = self
-                    .issue_credential_token(user.id, TokenPurpose::PasswordReset, &security)
+                    .issue_credential_token(
+                        user.id,
+                        TokenPurpose::PasswordReset,
+                        security.password_reset_token_ttl_hours,
+                    )
                     .await?;
                 return Err(CoreError::unauthenticated(AuthFailure::PasswordExpired {
                     reset_token,
@@ -418,12 +425,14 @@ impl Gatehouse {
     ) -> CoreResult<Principal> {
         let permissions = self.store.permissions_of_user(user.id).await?;
         let permission_set = PermissionSet::new(permissions.iter().map(|p| p.grant.clone()));
+        let privacy_policy_pending = self.privacy_policy_pending(&user).await?;
         Ok(Principal {
             user,
             session,
             api_key_id,
             permissions,
             permission_set,
+            privacy_policy_pending,
         })
     }
 

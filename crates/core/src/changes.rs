@@ -18,8 +18,8 @@ use crate::error::CoreResult;
 use crate::federation::FederationLogin;
 use crate::mfa::{MfaFactor, MfaProvider};
 use crate::model::{
-    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, SessionKind,
-    TokenPurpose, User, UserCredentials,
+    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Profile, Role, Session,
+    SessionKind, TokenPurpose, User, UserCredentials,
 };
 use crate::oauth2::{
     Domain, DomainName, DomainQuery, OAuth2ClientQuery, OAuth2Template, SealedOAuth2Client,
@@ -27,8 +27,8 @@ use crate::oauth2::{
 use crate::permission::Permission;
 use crate::registry::Registration;
 use crate::store::{
-    ApiKeyQuery, MfaAttempt, NewUser, PasswordChange, RoleQuery, Store, TrustedCertificate,
-    UserQuery, UserUpdate,
+    ApiKeyQuery, MfaAttempt, NewUser, PasswordChange, RoleQuery, SignupRecord, Store,
+    TrustedCertificate, UserQuery, UserUpdate,
 };
 
 /// The generation of identity data in this process.
@@ -401,6 +401,72 @@ impl Store for NotifyingStore {
 
     async fn reset_mfa_attempts(&self, user_id: Uuid) -> CoreResult<()> {
         self.inner.reset_mfa_attempts(user_id).await
+    }
+
+    async fn insert_signup(&self, user: NewUser, record: SignupRecord) -> CoreResult<()> {
+        let result = self.inner.insert_signup(user, record).await;
+        self.written(result)
+    }
+
+    async fn user_by_address_any_case(&self, address: &str) -> CoreResult<Option<User>> {
+        self.inner.user_by_address_any_case(address).await
+    }
+
+    async fn signup(&self, user_id: Uuid) -> CoreResult<Option<SignupRecord>> {
+        self.inner.signup(user_id).await
+    }
+
+    async fn renew_pending_signup(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        profile: &Profile,
+        now: i64,
+    ) -> CoreResult<()> {
+        let result = self
+            .inner
+            .renew_pending_signup(user_id, password_hash, profile, now)
+            .await;
+        self.written(result)
+    }
+
+    async fn verify_signup_email(
+        &self,
+        digest: &str,
+        now: i64,
+    ) -> CoreResult<Result<Uuid, crate::error::Rejection>> {
+        let result = self.inner.verify_signup_email(digest, now).await;
+        if matches!(result, Ok(Ok(_))) {
+            self.generation.bump();
+        }
+        result
+    }
+
+    async fn accept_privacy_policy(&self, user_id: Uuid, now: i64) -> CoreResult<()> {
+        self.inner.accept_privacy_policy(user_id, now).await
+    }
+
+    async fn count_unverified_signups(&self) -> CoreResult<u64> {
+        self.inner.count_unverified_signups().await
+    }
+
+    async fn purge_unverified_signups(&self, created_before: i64, limit: u32) -> CoreResult<u64> {
+        let result = self
+            .inner
+            .purge_unverified_signups(created_before, limit)
+            .await;
+        if matches!(result, Ok(purged) if purged > 0) {
+            self.generation.bump();
+        }
+        result
+    }
+
+    async fn delete_tenancy(&self, scope: crate::signup::DeletionScope) -> CoreResult<u64> {
+        let result = self.inner.delete_tenancy(scope).await;
+        if matches!(result, Ok(deleted) if deleted > 0) {
+            self.generation.bump();
+        }
+        result
     }
 
     async fn insert_registration(&self, registration: Registration) -> CoreResult<()> {

@@ -180,6 +180,12 @@ pub enum Rejection {
     /// The password-reset link has expired.
     #[error("the password reset link has expired")]
     ResetTokenExpired,
+    /// No pending sign-up has this email code.
+    #[error("unknown email code")]
+    EmailCodeUnknown,
+    /// The email code has expired.
+    #[error("the email code has expired")]
+    EmailCodeExpired,
     /// The user's password is managed elsewhere (LDAP, Entra ID).
     #[error("the password of an externally managed user cannot be changed here")]
     ExternallyManaged,

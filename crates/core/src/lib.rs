@@ -30,6 +30,7 @@ pub mod roles;
 pub mod sealing;
 pub mod security;
 pub mod service;
+pub mod signup;
 pub mod store;
 pub mod tokens;
 pub mod topic;

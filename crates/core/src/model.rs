@@ -392,6 +392,8 @@ pub enum TokenPurpose {
     Activation,
     /// Replacing a forgotten or expired password.
     PasswordReset,
+    /// Proving the mailbox of a self-service sign-up (the email code).
+    EmailVerification,
 }
 
 impl TokenPurpose {
@@ -400,6 +402,7 @@ impl TokenPurpose {
         match self {
             TokenPurpose::Activation => "activation",
             TokenPurpose::PasswordReset => "reset",
+            TokenPurpose::EmailVerification => "signup",
         }
     }
 }

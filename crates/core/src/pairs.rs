@@ -141,6 +141,17 @@ impl Gatehouse {
 
     /// Opens a new pair session for a user who has just proven who it is.
     pub async fn open_pair_session(&self, user: &User) -> CoreResult<TokenPair> {
+        self.open_pair_session_since(user, self.clock.now_millis())
+            .await
+    }
+
+    /// Opens a new pair session that continues a login made at `logged_in_at` (the session's
+    /// `created_at`, which re-authentication checks read); its tokens are fresh.
+    pub(crate) async fn open_pair_session_since(
+        &self,
+        user: &User,
+        logged_in_at: i64,
+    ) -> CoreResult<TokenPair> {
         let now = self.clock.now_millis();
         let session_id = Uuid::new_v4();
         let signed = self.sign_pair(user, session_id, now)?;
@@ -151,7 +162,7 @@ impl Gatehouse {
                 kind: SessionKind::Pair,
                 fingerprint: digest_hex(&signed.pair.refresh_token),
                 label: Some(PAIR_SESSION_LABEL.to_owned()),
-                created_at: now,
+                created_at: logged_in_at,
                 expires_at: signed.refresh_expires_at,
             })
             .await?;

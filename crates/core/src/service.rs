@@ -171,6 +171,7 @@ pub struct Gatehouse {
     pub(crate) directory: Option<Arc<dyn crate::directory::Directory>>,
     pub(crate) federation: Option<crate::federation::Federation>,
     pub(crate) maintenance: Option<crate::maintenance::Maintenance>,
+    pub(crate) signup: Arc<crate::signup::Signup>,
 }
 
 /// The login rate limiters, and the limits on password-reset link checks and mails.
@@ -217,6 +218,11 @@ impl Gatehouse {
             registry: RateLimiter::new(settings.registry.per_address, clock.clone()),
         });
         let identity = IdentityGeneration::default();
+        let signup = Arc::new(crate::signup::Signup::new(
+            crate::signup::SignupSettings::default(),
+            Arc::new(crate::signup::NoCaptcha),
+            clock.clone(),
+        ));
         Self {
             store: Arc::new(NotifyingStore::new(store, identity.clone())),
             hasher,
@@ -235,6 +241,7 @@ impl Gatehouse {
             directory: None,
             federation: None,
             maintenance: None,
+            signup,
         }
     }
 
@@ -275,6 +282,11 @@ impl Gatehouse {
         self.mailer = mailer;
         self.public_url = public_url.trim_end_matches('/').to_owned();
         self
+    }
+
+    /// Whether a mail server is configured (features that mail codes need one).
+    pub fn mailer_configured(&self) -> bool {
+        self.mailer.is_configured()
     }
 
     /// The settings in force.

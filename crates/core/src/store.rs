@@ -12,8 +12,8 @@ use crate::error::CoreResult;
 use crate::federation::FederationLogin;
 use crate::mfa::{MfaFactor, MfaProvider};
 use crate::model::{
-    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, SessionKind,
-    TokenPurpose, User, UserCredentials,
+    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Profile, Role, Session,
+    SessionKind, TokenPurpose, User, UserCredentials,
 };
 use crate::oauth2::{
     Domain, DomainName, DomainQuery, OAuth2ClientQuery, OAuth2Template, SealedOAuth2Client,
@@ -47,6 +47,21 @@ pub struct RoleQuery {
     pub offset: u64,
     /// Rows to return at most (`u64::MAX` for all).
     pub limit: u64,
+}
+
+/// How a signed-up account came to be and what its owner has done since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignupRecord {
+    /// The user.
+    pub user_id: Uuid,
+    /// Whether the sign-up created the user's tenant (else a customer of a configured tenant).
+    pub owns_tenant: bool,
+    /// When the user signed up (or last renewed an unverified sign-up), Unix ms.
+    pub created_at: i64,
+    /// When the email was verified, Unix ms.
+    pub email_verified_at: Option<i64>,
+    /// When the privacy policy was accepted, Unix ms.
+    pub privacy_policy_accepted_at: Option<i64>,
 }
 
 /// A user to create, with everything that must be stored in the same transaction.
@@ -384,6 +399,47 @@ pub trait Store: Send + Sync + 'static {
         user: NewUser,
         certificate: Option<String>,
     ) -> CoreResult<bool>;
+
+    // --- self-service sign-up
+    /// In one transaction: creates the signed-up user and its sign-up record; `Conflict` when
+    /// the username or email is taken.
+    async fn insert_signup(&self, user: NewUser, record: SignupRecord) -> CoreResult<()>;
+    /// A user whose email or login name equals `address` regardless of case (an exact email
+    /// match first): whether an address is taken, for sign-up.
+    async fn user_by_address_any_case(&self, address: &str) -> CoreResult<Option<User>>;
+    /// The sign-up record of a user, if it signed up itself.
+    async fn signup(&self, user_id: Uuid) -> CoreResult<Option<SignupRecord>>;
+    /// In one transaction, for a user whose sign-up is unverified: replaces its password hash
+    /// and descriptive fields, restarts its retention (`created_at`), and voids its email codes.
+    async fn renew_pending_signup(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        profile: &Profile,
+        now: i64,
+    ) -> CoreResult<()>;
+    /// In one transaction: uses the email code with digest `digest` (purpose
+    /// [`TokenPurpose::EmailVerification`]): voids every email code of its user, enables the
+    /// user's credentials and marks its email verified. The user's id, or why the code is not
+    /// usable (unknown, or expired at `now`).
+    async fn verify_signup_email(
+        &self,
+        digest: &str,
+        now: i64,
+    ) -> CoreResult<Result<Uuid, crate::error::Rejection>>;
+    /// Records that a user accepted the privacy policy at `now` (the first acceptance stays);
+    /// nothing for users that did not sign up.
+    async fn accept_privacy_policy(&self, user_id: Uuid, now: i64) -> CoreResult<()>;
+    /// How many sign-ups wait for their email to be verified (unverified, credentials not
+    /// enabled by an administrator).
+    async fn count_unverified_signups(&self) -> CoreResult<u64>;
+    /// Deletes up to `limit` users whose sign-up was never verified, whose credentials were not
+    /// enabled by an administrator, and which were made (or renewed) before `created_before`;
+    /// returns how many.
+    async fn purge_unverified_signups(&self, created_before: i64, limit: u32) -> CoreResult<u64>;
+    /// In one transaction: deletes every user of the scope (and, for a tenant, its OAuth2
+    /// clients and domains); returns how many users.
+    async fn delete_tenancy(&self, scope: crate::signup::DeletionScope) -> CoreResult<u64>;
 
     // --- trusted certificates
     /// Stores certificates the server trusts, skipping ids already stored; returns the ids

@@ -442,6 +442,8 @@ pub struct Settings {
     pub entra: EntraConfig,
     /// Database backups and restores. Its `Debug` hides the passphrase.
     pub backup: BackupConfig,
+    /// Self-service sign-up (ThingsBoard), off by default. Its `Debug` hides the secrets.
+    pub signup: crate::signup::SignupConfig,
 }
 
 impl Default for Settings {
@@ -465,6 +467,7 @@ impl Default for Settings {
             ldap: LdapConfig::default(),
             entra: EntraConfig::default(),
             backup: BackupConfig::default(),
+            signup: crate::signup::SignupConfig::default(),
         }
     }
 }
@@ -484,7 +487,7 @@ pub struct Overrides {
 }
 
 /// Top-level settings, as named after `GATEHOUSE_` (lower case, before any `__`).
-const SETTING_NAMES: [&str; 18] = [
+const SETTING_NAMES: [&str; 19] = [
     "listen",
     "data_dir",
     "database_url",
@@ -503,11 +506,12 @@ const SETTING_NAMES: [&str; 18] = [
     "ldap",
     "entra",
     "backup",
+    "signup",
 ];
 
 /// Settings taken verbatim from their environment variable (after the `__` split), so that a
 /// secret such as `12345678` or `true` is not parsed as a number or a boolean.
-const VERBATIM_SETTINGS: [&str; 11] = [
+const VERBATIM_SETTINGS: [&str; 13] = [
     "admin_password",
     "mail.username",
     "mail.password",
@@ -519,6 +523,8 @@ const VERBATIM_SETTINGS: [&str; 11] = [
     "entra.client_secret",
     "entra.tenant_id",
     "backup.passphrase",
+    "signup.captcha.site_key",
+    "signup.captcha.secret_key",
 ];
 
 /// The environment variable of a setting key: `mail.password` → `GATEHOUSE_MAIL__PASSWORD`.

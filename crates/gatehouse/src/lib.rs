@@ -6,6 +6,7 @@ pub mod ldap;
 pub mod mail;
 pub mod maintenance;
 pub mod oidc;
+pub mod signup;
 pub mod sms;
 pub mod startup;
 pub mod telemetry;

@@ -60,6 +60,9 @@ pub enum StartupError {
     /// The `[backup]` settings are unusable.
     #[error("invalid backup settings: {0}")]
     Backup(String),
+    /// The `[signup]` settings are unusable.
+    #[error("invalid sign-up settings: {0}")]
+    Signup(String),
     /// The `[tls]` settings or the HTTPS listener are unusable.
     #[error("invalid TLS settings: {0}")]
     Tls(String),
@@ -158,6 +161,11 @@ impl Application {
             .core(&public_url, u64::from(settings.auth.default_token_hours))
             .map_err(StartupError::Federation)?;
         core = core.with_federation(Arc::new(relying_party), entra);
+        let (signup, captcha) = settings
+            .signup
+            .core(core.mailer_configured())
+            .map_err(StartupError::Signup)?;
+        core = core.with_signup(signup, captcha);
         core = core.with_maintenance(
             Arc::new(store.clone()),
             settings.backup.directory(&settings.data_dir),

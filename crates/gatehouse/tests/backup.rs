@@ -27,7 +27,7 @@ both_engines!(
 );
 
 /// Every table an archive holds (the store's `ARCHIVED_TABLES`).
-const ARCHIVED_TABLES: [&str; 18] = [
+const ARCHIVED_TABLES: [&str; 19] = [
     "users",
     "roles",
     "role_permissions",
@@ -46,6 +46,7 @@ const ARCHIVED_TABLES: [&str; 18] = [
     "domains",
     "domain_oauth2_clients",
     "federated_identities",
+    "signups",
 ];
 
 /// Where the manual clocks of these tests start (2030-03-17).
@@ -347,6 +348,17 @@ async fn build_dataset(app: &TestApp, clock: &ManualClock) -> Dataset {
     .execute(&mut connection)
     .await
     .expect("insert a federated identity");
+    // signups: the tenant administrator as if it had signed up (verified, policy accepted), so
+    // the dataset needs no CAPTCHA service; tests/signup.rs covers the sign-up itself.
+    sqlx::query(
+        "INSERT INTO signups (user_id, owns_tenant, created_at, email_verified_at, \
+         privacy_policy_accepted_at) VALUES ($1, 1, $2, $2, $2)",
+    )
+    .bind(&tenant_admin_id)
+    .bind(clock.now_millis())
+    .execute(&mut connection)
+    .await
+    .expect("insert a sign-up record");
     let _ = connection.close().await;
 
     Dataset {
@@ -675,6 +687,7 @@ async fn round_trip_brings_back_every_table_and_credential(app: TestApp) {
         "domains",
         "domain_oauth2_clients",
         "federated_identities",
+        "signups",
     ] {
         assert_eq!(wiped[table], Vec::<String>::new(), "{table} after the wipe");
     }

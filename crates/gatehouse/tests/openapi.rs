@@ -108,6 +108,17 @@ const EXPECTED: &[(&str, &str)] = &[
     ("PUT", "/api/domain/{id}/oauth2Clients"),          // T53
     ("GET", "/oauth2/authorization/{clientId}"),        // T54
     ("GET", "/login/oauth2/code/"),                     // T54
+    ("POST", "/api/noauth/signup"),                     // T12
+    ("GET", "/api/noauth/activateEmail"),               // T13
+    ("POST", "/api/noauth/activateByEmailCode"),        // T14
+    ("POST", "/api/noauth/resendEmailActivation"),      // T15
+    ("GET", "/api/noauth/login"),                       // T16
+    ("GET", "/api/noauth/signup/recaptchaPublicKey"),   // T17
+    ("GET", "/api/noauth/signup/recaptchaParams"),      // T18
+    ("POST", "/api/signup/acceptPrivacyPolicy"),        // T19
+    ("GET", "/api/signup/privacyPolicyAccepted"),       // T20
+    ("DELETE", "/api/signup/tenantAccount"),            // T21
+    ("POST", "/api/signup/tenantAccount"),              // T21, as the 4.4 cloud client sends it
     ("GET", "/api/admin/securitySettings"),
     ("POST", "/api/admin/securitySettings"),
     ("POST", "/api/user"),
@@ -157,6 +168,13 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/noauth/resetPassword"),
     ("POST", "/api/noauth/resetPasswordByEmail"),
     ("POST", "/api/noauth/oauth2Clients"),
+    ("POST", "/api/noauth/signup"),
+    ("GET", "/api/noauth/activateEmail"),
+    ("POST", "/api/noauth/activateByEmailCode"),
+    ("POST", "/api/noauth/resendEmailActivation"),
+    ("GET", "/api/noauth/login"),
+    ("GET", "/api/noauth/signup/recaptchaPublicKey"),
+    ("GET", "/api/noauth/signup/recaptchaParams"),
     ("GET", "/api/msEntraId/login"),
     ("GET", "/api/msEntraId/redirect"),
     ("GET", "/oauth2/authorization/{clientId}"),

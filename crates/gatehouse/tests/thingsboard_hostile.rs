@@ -891,7 +891,8 @@ async fn unknown_paths_and_methods_answer_in_shape(app: TestApp) {
         "/api/auth/unknown",
         "/api/auth/user/extra",
         "/api/noauth/nothing",
-        "/api/noauth/signup",
+        "/api/noauth/signup/nothing",
+        "/api/signup/acceptTermsOfUse",
         "/api/admin/jwtSettings",
         "/api/apiKey/x/y/z",
         "/api/apiKeys",
@@ -924,6 +925,8 @@ async fn unknown_paths_and_methods_answer_in_shape(app: TestApp) {
         (Method::PUT, "/api/auth/logout".to_owned()),
         (Method::PATCH, "/api/apiKey".to_owned()),
         (Method::GET, "/api/noauth/resetPasswordByEmail".to_owned()),
+        (Method::GET, "/api/noauth/signup".to_owned()),
+        (Method::PUT, "/api/signup/tenantAccount".to_owned()),
         (Method::PUT, "/api/admin/securitySettings".to_owned()),
         (
             Method::POST,

@@ -49,6 +49,7 @@ const ARCHIVED_TABLES: &[(&str, &[&str])] = &[
     ("domains", &["id"]),
     ("domain_oauth2_clients", &["domain_id", "client_id"]),
     ("federated_identities", &["provider", "subject"]),
+    ("signups", &["user_id"]),
 ];
 
 /// Tables left out of archives on purpose: live sessions (a restore ends them all) and logins

@@ -14,25 +14,27 @@ mod mfa;
 mod oauth2;
 mod registry;
 mod rows;
+mod signup;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gatehouse_core::error::{CoreError, CoreResult};
+use gatehouse_core::error::{CoreError, CoreResult, Rejection};
 use gatehouse_core::federation::FederationLogin;
 use gatehouse_core::mfa::{MfaFactor, MfaProvider};
 use gatehouse_core::model::{
-    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Role, Session, SessionKind,
-    TokenPurpose, User, UserCredentials,
+    ApiKey, BoundCertificate, CredentialToken, PermissionUsage, Profile, Role, Session,
+    SessionKind, TokenPurpose, User, UserCredentials,
 };
 use gatehouse_core::oauth2::{
     Domain, DomainName, DomainQuery, OAuth2ClientQuery, OAuth2Template, SealedOAuth2Client,
 };
 use gatehouse_core::permission::Permission;
 use gatehouse_core::registry::Registration;
+use gatehouse_core::signup::DeletionScope;
 use gatehouse_core::store::{
-    ApiKeyQuery, ApiKeySort, MfaAttempt, NewUser, PasswordChange, RoleQuery, Store,
+    ApiKeyQuery, ApiKeySort, MfaAttempt, NewUser, PasswordChange, RoleQuery, SignupRecord, Store,
     TrustedCertificate, UserQuery, UserUpdate,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -1504,6 +1506,53 @@ impl Store for SqlStore {
 
     async fn count_pending_registrations(&self) -> CoreResult<u64> {
         self.count_pending().await
+    }
+
+    async fn insert_signup(&self, user: NewUser, record: SignupRecord) -> CoreResult<()> {
+        self.store_signup(user, record).await
+    }
+
+    async fn user_by_address_any_case(&self, address: &str) -> CoreResult<Option<User>> {
+        self.select_user_by_address(address).await
+    }
+
+    async fn signup(&self, user_id: Uuid) -> CoreResult<Option<SignupRecord>> {
+        self.select_signup(user_id).await
+    }
+
+    async fn renew_pending_signup(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        profile: &Profile,
+        now: i64,
+    ) -> CoreResult<()> {
+        self.renew_signup(user_id, password_hash, profile, now)
+            .await
+    }
+
+    async fn verify_signup_email(
+        &self,
+        digest: &str,
+        now: i64,
+    ) -> CoreResult<Result<Uuid, Rejection>> {
+        self.use_email_code(digest, now).await
+    }
+
+    async fn accept_privacy_policy(&self, user_id: Uuid, now: i64) -> CoreResult<()> {
+        self.record_privacy_policy(user_id, now).await
+    }
+
+    async fn count_unverified_signups(&self) -> CoreResult<u64> {
+        self.unverified_signups().await
+    }
+
+    async fn purge_unverified_signups(&self, created_before: i64, limit: u32) -> CoreResult<u64> {
+        self.purge_signups(created_before, limit).await
+    }
+
+    async fn delete_tenancy(&self, scope: DeletionScope) -> CoreResult<u64> {
+        self.remove_tenancy(scope).await
     }
 
     async fn grant_registration(

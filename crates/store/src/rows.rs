@@ -63,9 +63,13 @@ pub fn parse_uuid(row: &AnyRow, column: &str) -> CoreResult<Uuid> {
 
 /// The storage name of a token purpose parsed back (the core only defines `as_str`).
 pub fn parse_purpose(text: &str) -> Option<TokenPurpose> {
-    [TokenPurpose::Activation, TokenPurpose::PasswordReset]
-        .into_iter()
-        .find(|purpose| purpose.as_str() == text)
+    [
+        TokenPurpose::Activation,
+        TokenPurpose::PasswordReset,
+        TokenPurpose::EmailVerification,
+    ]
+    .into_iter()
+    .find(|purpose| purpose.as_str() == text)
 }
 
 /// A row with [`USER_COLUMNS`].

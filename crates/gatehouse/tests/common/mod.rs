@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod broker;
+pub mod captcha;
 pub mod ldap;
 pub mod oidc;
 pub mod otp;

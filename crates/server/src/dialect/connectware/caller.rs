@@ -68,7 +68,16 @@ async fn authenticate(
     } else {
         state.core.authenticate(&token).await
     };
-    principal.map_err(|error| ApiError(error).into_response())
+    let principal = principal.map_err(|error| ApiError(error).into_response())?;
+    if principal.privacy_policy_pending {
+        // A signed-up account first accepts the privacy policy (ThingsBoard's T19).
+        return Err(ApiError(CoreError::Forbidden {
+            reason: "accept the privacy policy first (POST /api/signup/acceptPrivacyPolicy)"
+                .to_owned(),
+        })
+        .into_response());
+    }
+    Ok(principal)
 }
 
 /// Refuses the request unless the caller's `http` permissions allow its method and path.

@@ -134,6 +134,7 @@ fn rejected_field(rejection: &Rejection) -> &'static str {
         | Rejection::ActivationTokenExpired
         | Rejection::AlreadyActivated => "activateToken",
         Rejection::ResetTokenUnknown | Rejection::ResetTokenExpired => "resetToken",
+        Rejection::EmailCodeUnknown | Rejection::EmailCodeExpired => "emailCode",
         Rejection::InvalidVerificationCode
         | Rejection::MfaNotConfigured
         | Rejection::MfaProviderDisabled

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::{ErrorBody, TbError, TbResult};
-use super::extract::{json_object, TbBody, TbCaller};
+use super::extract::{json_object, AccountCaller, TbBody, TbCaller};
 use super::wire::{JwtPairOut, PasswordPolicyWire, SecuritySettingsWire, UserOut};
 use super::TAG;
 use crate::client::ClientAddress;
@@ -112,7 +112,8 @@ pub async fn refresh(
     Ok(Json(pair.into()))
 }
 
-/// T3: end the caller's session (its access and refresh tokens).
+/// T3: end the caller's session (its access and refresh tokens). A signed-up account may
+/// call it before accepting the privacy policy.
 #[utoipa::path(
     post, path = "/api/auth/logout", tag = TAG, operation_id = "logout",
     security(("xAuthorization" = []), ("bearer" = [])),
@@ -121,12 +122,12 @@ pub async fn refresh(
         (status = 401, description = "Not authenticated", body = ErrorBody),
     )
 )]
-pub async fn logout(State(state): State<AppState>, caller: TbCaller) -> TbResult<()> {
+pub async fn logout(State(state): State<AppState>, caller: AccountCaller) -> TbResult<()> {
     state.core.logout(&caller.0).await?;
     Ok(())
 }
 
-/// T4: the caller.
+/// T4: the caller. A signed-up account may call it before accepting the privacy policy.
 #[utoipa::path(
     get, path = "/api/auth/user", tag = TAG, operation_id = "tbGetUser",
     security(("xAuthorization" = []), ("bearer" = [])),
@@ -135,7 +136,7 @@ pub async fn logout(State(state): State<AppState>, caller: TbCaller) -> TbResult
         (status = 401, description = "Not authenticated", body = ErrorBody),
     )
 )]
-pub async fn user(caller: TbCaller) -> Json<UserOut> {
+pub async fn user(caller: AccountCaller) -> Json<UserOut> {
     Json(UserOut::from(&caller.0.user))
 }
 

@@ -179,6 +179,8 @@ fn rejection_message(rejection: &Rejection) -> &'static str {
         Rejection::AlreadyActivated => "User credentials already activated",
         Rejection::ResetTokenUnknown => "Invalid reset token!",
         Rejection::ResetTokenExpired => "Password reset token expired",
+        Rejection::EmailCodeUnknown => "Invalid email verification code",
+        Rejection::EmailCodeExpired => "Email verification code expired",
         Rejection::ExternallyManaged => {
             "The password of an externally managed user cannot be changed here"
         }

@@ -145,7 +145,35 @@ fn credential_of(parts: &Parts) -> TbResult<Credential<'_>> {
     }
 }
 
+/// The message of a signed-up account's call before it accepted the privacy policy.
+pub const PRIVACY_POLICY_PENDING: &str =
+    "You must accept the privacy policy first (POST /api/signup/acceptPrivacyPolicy)";
+
 impl FromRequestParts<AppState> for TbCaller {
+    type Rejection = TbError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let AccountCaller(principal) = AccountCaller::from_request_parts(parts, state).await?;
+        if principal.privacy_policy_pending {
+            return Err(TbError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                super::error::ErrorCode::PermissionDenied,
+                PRIVACY_POLICY_PENDING,
+            ));
+        }
+        Ok(TbCaller(principal))
+    }
+}
+
+/// An authenticated caller like [`TbCaller`] that may not have accepted the privacy policy yet:
+/// for the few endpoints such a signed-up account may call (its own user, logout, and the
+/// `/api/signup/*` endpoints).
+pub struct AccountCaller(pub Principal);
+
+impl FromRequestParts<AppState> for AccountCaller {
     type Rejection = TbError;
 
     async fn from_request_parts(
@@ -163,7 +191,7 @@ impl FromRequestParts<AppState> for TbCaller {
             },
             Credential::ApiKey(key) => state.core.authenticate_api_key(key).await?,
         };
-        Ok(TbCaller(principal))
+        Ok(AccountCaller(principal))
     }
 }
 

@@ -78,7 +78,13 @@ pub struct ResetByEmailIn {
 
 /// The answer of a link check: 303 to the page that uses the token, 303 to the expiry page,
 /// 409 with an empty body for an unknown token, 429 with an empty body when rate limited.
-async fn check(state: &AppState, token: &str, purpose: TokenPurpose) -> Response {
+/// Pages are under `base`: empty for the web UI, `<scheme>://auth` for a mobile application.
+pub(super) async fn check(
+    state: &AppState,
+    token: &str,
+    purpose: TokenPurpose,
+    base: &str,
+) -> Response {
     let (page, expired_page, parameter) = match purpose {
         TokenPurpose::Activation => (
             "/login/createPassword",
@@ -90,11 +96,16 @@ async fn check(state: &AppState, token: &str, purpose: TokenPurpose) -> Response
             "/passwordResetLinkExpired",
             "resetToken",
         ),
+        TokenPurpose::EmailVerification => (
+            "/signup/emailVerified",
+            "/signup/emailVerificationExpired",
+            "emailCode",
+        ),
     };
     match state.core.check_link(token, purpose).await {
         // Only an issued token is valid, and issued tokens are base64url: safe in a URL as is.
-        Ok(LinkState::Valid) => see_other(&format!("{page}?{parameter}={token}")),
-        Ok(LinkState::Expired) => see_other(expired_page),
+        Ok(LinkState::Valid) => see_other(&format!("{base}{page}?{parameter}={token}")),
+        Ok(LinkState::Expired) => see_other(&format!("{base}{expired_page}")),
         Err(CoreError::Rejected(_)) => StatusCode::CONFLICT.into_response(),
         Err(CoreError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS.into_response(),
         Err(error) => TbError::from(error).into_response(),
@@ -123,7 +134,7 @@ pub async fn check_activate_token(
     State(state): State<AppState>,
     TbQuery(query): TbQuery<ActivateTokenQuery>,
 ) -> Response {
-    check(&state, &query.activate_token, TokenPurpose::Activation).await
+    check(&state, &query.activate_token, TokenPurpose::Activation, "").await
 }
 
 /// T8: activate an account with the token from its link and a first password; answers a
@@ -186,7 +197,7 @@ pub async fn check_reset_token(
     State(state): State<AppState>,
     TbQuery(query): TbQuery<ResetTokenQuery>,
 ) -> Response {
-    check(&state, &query.reset_token, TokenPurpose::PasswordReset).await
+    check(&state, &query.reset_token, TokenPurpose::PasswordReset, "").await
 }
 
 /// T10: set a new password with the token from a reset link. Every older token of the user

@@ -1,6 +1,6 @@
 //! The ThingsBoard authentication dialect (`/api/auth/*`, `/api/noauth/*`, `/api/apiKey*`,
 //! `/api/user*`, `/api/admin/securitySettings`, `/api/2fa/*`, `/api/auth/2fa/*`, `/api/oauth2/*`,
-//! `/api/domain*`).
+//! `/api/domain*`, `/api/signup/*`).
 //!
 //! Errors have ThingsBoard's shape `{status, message, errorCode, timestamp}` with its codes
 //! and messages. Callers authenticate with `X-Authorization: Bearer <JWT>` (falling back to
@@ -17,6 +17,7 @@ mod oauth2;
 mod oauth2_login;
 mod oauth2_wire;
 mod paging;
+mod signup;
 mod twofa;
 mod users;
 mod wire;
@@ -38,7 +39,7 @@ const TAG: &str = "thingsboard";
 #[derive(OpenApi)]
 #[openapi(
     components(schemas(error::ErrorBody)),
-    tags((name = "thingsboard", description = "The ThingsBoard authentication dialect (T1–T11, T22–T53 and companions)"))
+    tags((name = "thingsboard", description = "The ThingsBoard authentication dialect (T1–T53 and companions)"))
 )]
 struct ThingsboardDoc;
 
@@ -97,6 +98,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(domains::infos))
         .routes(routes!(domains::info))
         .routes(routes!(domains::set_clients))
+        .routes(routes!(signup::sign_up))
+        .routes(routes!(signup::activate_email))
+        .routes(routes!(signup::activate_by_email_code))
+        .routes(routes!(signup::resend_email_activation))
+        .routes(routes!(signup::mobile_login))
+        .routes(routes!(signup::recaptcha_public_key))
+        .routes(routes!(signup::recaptcha_params))
+        .routes(routes!(signup::accept_privacy_policy))
+        .routes(routes!(signup::privacy_policy_accepted))
+        .routes(routes!(
+            signup::delete_tenant_account,
+            signup::delete_tenant_account_post
+        ))
         .routes(routes!(oauth2_login::authorize))
         .routes(routes!(oauth2_login::callback))
 }

@@ -1,0 +1,278 @@
+//! The self-service sign-up part of the store: sign-up records, email codes (credential tokens
+//! of purpose `signup`), and the deletion of a signed-up account's tenancy.
+
+use gatehouse_core::error::{CoreError, CoreResult, Rejection};
+use gatehouse_core::model::{Profile, TokenPurpose, User};
+use gatehouse_core::signup::DeletionScope;
+use gatehouse_core::store::{NewUser, SignupRecord};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::rows::{flag, get, get_flag, parse_uuid, user_from_row, USER_COLUMNS};
+use crate::{db_error, insert_history, insert_new_user, SqlStore, Tx};
+
+const SIGNUP_COLUMNS: &str =
+    "user_id, owns_tenant, created_at, email_verified_at, privacy_policy_accepted_at";
+
+fn signup_from_row(row: &AnyRow) -> CoreResult<SignupRecord> {
+    Ok(SignupRecord {
+        user_id: parse_uuid(row, "user_id")?,
+        owns_tenant: get_flag(row, "owns_tenant")?,
+        created_at: get(row, "created_at")?,
+        email_verified_at: get(row, "email_verified_at")?,
+        privacy_policy_accepted_at: get(row, "privacy_policy_accepted_at")?,
+    })
+}
+
+/// Voids every email code of a user.
+async fn delete_email_codes(tx: &mut Tx, user_id: &str) -> CoreResult<()> {
+    sqlx::query("DELETE FROM credential_tokens WHERE user_id = $1 AND purpose = $2")
+        .bind(user_id)
+        .bind(TokenPurpose::EmailVerification.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+impl SqlStore {
+    pub(crate) async fn store_signup(&self, user: NewUser, record: SignupRecord) -> CoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        insert_new_user(&mut tx, &user).await?;
+        let id = user.user.id.to_string();
+        if let Some(hash) = &user.password_hash {
+            insert_history(&mut tx, &id, hash, record.created_at).await?;
+        }
+        sqlx::query(
+            "INSERT INTO signups (user_id, owns_tenant, created_at, email_verified_at, \
+             privacy_policy_accepted_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(flag(record.owns_tenant))
+        .bind(record.created_at)
+        .bind(record.email_verified_at)
+        .bind(record.privacy_policy_accepted_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    pub(crate) async fn select_user_by_address(&self, address: &str) -> CoreResult<Option<User>> {
+        // Both comparisons have an index on the lower-cased column (migration 0006).
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE LOWER(email) = LOWER($1) \
+             OR LOWER(username) = LOWER($1) \
+             ORDER BY CASE WHEN email = $1 THEN 0 WHEN username = $1 THEN 1 ELSE 2 END, id LIMIT 1"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(address)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    pub(crate) async fn select_signup(&self, user_id: Uuid) -> CoreResult<Option<SignupRecord>> {
+        let sql = format!("SELECT {SIGNUP_COLUMNS} FROM signups WHERE user_id = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(signup_from_row)
+            .transpose()
+    }
+
+    pub(crate) async fn renew_signup(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        profile: &Profile,
+        now: i64,
+    ) -> CoreResult<()> {
+        let id = user_id.to_string();
+        let mut tx = self.begin_write().await?;
+        // Only while pending: a verified account, or one an administrator enabled, is never
+        // changed by a sign-up.
+        let renewed = sqlx::query(
+            "UPDATE signups SET created_at = $2 WHERE user_id = $1 AND email_verified_at IS NULL \
+             AND user_id IN (SELECT id FROM users WHERE credentials_enabled = 0)",
+        )
+        .bind(&id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        if renewed != 1 {
+            return Err(CoreError::not_found("pending sign-up"));
+        }
+        sqlx::query(
+            "UPDATE users SET password_hash = $2, password_changed_at = $3, first_name = $4, \
+             last_name = $5, phone = $6, additional_info = $7 WHERE id = $1",
+        )
+        .bind(&id)
+        .bind(password_hash)
+        .bind(now)
+        .bind(profile.first_name.as_deref())
+        .bind(profile.last_name.as_deref())
+        .bind(profile.phone.as_deref())
+        .bind(profile.additional_info.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("DELETE FROM password_history WHERE user_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        insert_history(&mut tx, &id, password_hash, now).await?;
+        delete_email_codes(&mut tx, &id).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    pub(crate) async fn use_email_code(
+        &self,
+        digest: &str,
+        now: i64,
+    ) -> CoreResult<Result<Uuid, Rejection>> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT user_id, expires_at FROM credential_tokens WHERE digest = $1 AND purpose = $2",
+        )
+        .bind(digest)
+        .bind(TokenPurpose::EmailVerification.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let Some(row) = row else {
+            return Ok(Err(Rejection::EmailCodeUnknown));
+        };
+        let user_id: String = row.try_get("user_id").map_err(db_error)?;
+        let expires_at: i64 = row.try_get("expires_at").map_err(db_error)?;
+        if expires_at <= now {
+            return Ok(Err(Rejection::EmailCodeExpired));
+        }
+        // Deleting the code is the claim: of parallel uses exactly one deletes it.
+        let claimed =
+            sqlx::query("DELETE FROM credential_tokens WHERE digest = $1 AND purpose = $2")
+                .bind(digest)
+                .bind(TokenPurpose::EmailVerification.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?
+                .rows_affected();
+        if claimed != 1 {
+            return Ok(Err(Rejection::EmailCodeUnknown));
+        }
+        delete_email_codes(&mut tx, &user_id).await?;
+        let verified = sqlx::query(
+            "UPDATE signups SET email_verified_at = $2 WHERE user_id = $1 \
+             AND email_verified_at IS NULL",
+        )
+        .bind(&user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        if verified != 1 {
+            return Ok(Err(Rejection::EmailCodeUnknown));
+        }
+        sqlx::query(
+            "UPDATE users SET credentials_enabled = 1, failed_login_attempts = 0 WHERE id = $1",
+        )
+        .bind(&user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Uuid::parse_str(&user_id)
+            .map(Ok)
+            .map_err(CoreError::internal)
+    }
+
+    pub(crate) async fn record_privacy_policy(&self, user_id: Uuid, now: i64) -> CoreResult<()> {
+        sqlx::query(
+            "UPDATE signups SET privacy_policy_accepted_at = $2 WHERE user_id = $1 \
+             AND privacy_policy_accepted_at IS NULL",
+        )
+        .bind(user_id.to_string())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub(crate) async fn unverified_signups(&self) -> CoreResult<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM signups WHERE email_verified_at IS NULL \
+                 AND user_id IN (SELECT id FROM users WHERE credentials_enabled = 0)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    pub(crate) async fn purge_signups(&self, created_before: i64, limit: u32) -> CoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let purged = sqlx::query(
+            "DELETE FROM users WHERE id IN (SELECT s.user_id FROM signups s \
+             JOIN users u ON u.id = s.user_id WHERE s.email_verified_at IS NULL \
+             AND u.credentials_enabled = 0 AND s.created_at < $1 ORDER BY s.created_at LIMIT $2)",
+        )
+        .bind(created_before)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        tx.commit().await.map_err(db_error)?;
+        Ok(purged)
+    }
+
+    pub(crate) async fn remove_tenancy(&self, scope: DeletionScope) -> CoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let users = match scope {
+            DeletionScope::Tenant(tenant_id) => {
+                let tenant = tenant_id.to_string();
+                // Domain links go with their client or domain (cascade).
+                for sql in [
+                    "DELETE FROM oauth2_clients WHERE tenant_id = $1",
+                    "DELETE FROM domains WHERE tenant_id = $1",
+                ] {
+                    sqlx::query(sql)
+                        .bind(&tenant)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+                sqlx::query("DELETE FROM users WHERE tenant_id = $1")
+                    .bind(&tenant)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected()
+            }
+            DeletionScope::Customer {
+                tenant_id,
+                customer_id,
+            } => sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND customer_id = $2")
+                .bind(tenant_id.to_string())
+                .bind(customer_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?
+                .rows_affected(),
+        };
+        tx.commit().await.map_err(db_error)?;
+        Ok(users)
+    }
+}
