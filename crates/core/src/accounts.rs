@@ -60,8 +60,8 @@ pub fn may_manage(actor: &User, target: &User, access: Access) -> bool {
     }
 }
 
-/// Longest name or phone number accepted, in characters.
-const MAX_PROFILE_FIELD_CHARS: usize = 255;
+/// Longest name or phone number accepted, in characters (also each sign-up form field).
+pub const MAX_PROFILE_FIELD_CHARS: usize = 255;
 /// Largest `additional_info` accepted, in bytes of JSON.
 const MAX_ADDITIONAL_INFO_BYTES: usize = 16 * 1024;
 
@@ -525,6 +525,13 @@ impl Gatehouse {
         }
         self.managed_user(actor, id, Access::Write).await?;
         self.store.set_credentials_enabled(id, enabled).await?;
+        if enabled {
+            // An administrator who enables a pending sign-up vouches for it: it is no longer
+            // pending (never renewed nor purged), whatever happens to it later.
+            self.store
+                .activate_signup(id, self.clock.now_millis())
+                .await?;
+        }
         tracing::info!(user_id = %id, enabled, "credentials enabled state set");
         Ok(())
     }

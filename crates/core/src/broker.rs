@@ -94,7 +94,8 @@ pub struct MqttPrincipal {
     pub user_id: Uuid,
     /// The login name.
     pub username: String,
-    /// Whether the user may authenticate (false when locked or disabled).
+    /// Whether the user may authenticate (false when locked or disabled, or while a signed-up
+    /// account has not accepted the privacy policy).
     pub enabled: bool,
     /// Holders of the built-in administrator role: brokers may skip checks for them.
     pub superuser: bool,
@@ -298,10 +299,12 @@ impl Gatehouse {
             .flat_map(|(_, roles)| roles)
             .collect();
         let superuser = roles.iter().any(Role::is_builtin_admin);
+        // A signed-up account that has not accepted the privacy policy connects nowhere yet.
+        let enabled = user.credentials_enabled && !self.privacy_policy_pending(&user).await?;
         Ok(Some(Arc::new(MqttPrincipal {
             user_id: user.id,
             username: user.username,
-            enabled: user.credentials_enabled,
+            enabled,
             superuser,
             grant_types: user.grant_types,
             publish_prefix: user.mqtt_publish_prefix,

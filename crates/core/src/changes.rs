@@ -403,9 +403,18 @@ impl Store for NotifyingStore {
         self.inner.reset_mfa_attempts(user_id).await
     }
 
-    async fn insert_signup(&self, user: NewUser, record: SignupRecord) -> CoreResult<()> {
-        let result = self.inner.insert_signup(user, record).await;
+    async fn insert_signup(
+        &self,
+        user: NewUser,
+        record: SignupRecord,
+        max_pending: u64,
+    ) -> CoreResult<()> {
+        let result = self.inner.insert_signup(user, record, max_pending).await;
         self.written(result)
+    }
+
+    async fn activate_signup(&self, user_id: Uuid, now: i64) -> CoreResult<()> {
+        self.inner.activate_signup(user_id, now).await
     }
 
     async fn user_by_address_any_case(&self, address: &str) -> CoreResult<Option<User>> {
@@ -443,7 +452,9 @@ impl Store for NotifyingStore {
     }
 
     async fn accept_privacy_policy(&self, user_id: Uuid, now: i64) -> CoreResult<()> {
-        self.inner.accept_privacy_policy(user_id, now).await
+        // Broker caches hold whether a user may connect, which the acceptance changes.
+        let result = self.inner.accept_privacy_policy(user_id, now).await;
+        self.written(result)
     }
 
     async fn count_unverified_signups(&self) -> CoreResult<u64> {

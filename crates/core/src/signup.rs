@@ -40,6 +40,10 @@ use crate::service::Gatehouse;
 use crate::store::{NewUser, SignupRecord};
 use crate::tokens::digest_hex;
 
+/// Why a signed-up account that has not accepted the privacy policy is refused (both dialects).
+pub const PRIVACY_POLICY_PENDING: &str =
+    "You must accept the privacy policy first (POST /api/signup/acceptPrivacyPolicy)";
+
 /// Unverified sign-ups deleted per purge (each sign-up purges; the bound keeps it short).
 const PURGE_BATCH: u32 = 100;
 
@@ -307,6 +311,14 @@ impl Gatehouse {
         let password_hash = self.hasher.hash(&form.password).await?;
         let now = self.clock.now_millis();
         self.purge_unverified_signups(settings, now).await?;
+        // The cap comes before the address lookup, so that its answer is the same for taken
+        // and free addresses (the insert checks it again, serialized with other sign-ups).
+        if self.store.count_unverified_signups().await? >= settings.max_unverified {
+            tracing::warn!("sign-up refused: too many pending sign-ups");
+            return Err(CoreError::RateLimited {
+                retry_after_secs: 600,
+            });
+        }
 
         let email = form.email.as_str().to_owned();
         let mut profile = form.profile;
@@ -319,18 +331,22 @@ impl Gatehouse {
                 self.mail_in_background(email, MailKind::AccountExists);
                 return Ok(SignUpOutcome::Success);
             }
-            self.store
+            match self
+                .store
                 .renew_pending_signup(user.id, &password_hash, &profile, now)
-                .await?;
+                .await
+            {
+                Ok(()) => {}
+                // Activated (or deleted) since the lookup: the address is taken.
+                Err(CoreError::NotFound { .. }) => {
+                    self.mail_in_background(email, MailKind::AccountExists);
+                    return Ok(SignUpOutcome::Success);
+                }
+                Err(error) => return Err(error),
+            }
             tracing::info!(user_id = %user.id, "unverified sign-up renewed");
             self.mail_in_background(email, MailKind::Verification { package });
             return Ok(SignUpOutcome::InactiveUserExists);
-        }
-        if self.store.count_unverified_signups().await? >= settings.max_unverified {
-            tracing::warn!("sign-up refused: too many unverified sign-ups");
-            return Err(CoreError::RateLimited {
-                retry_after_secs: 600,
-            });
         }
         let (tenancy, owns_tenant) = match settings.account {
             SignupAccount::Tenant => (
@@ -368,12 +384,16 @@ impl Gatehouse {
             user_id: user.id,
             owns_tenant,
             created_at: now,
-            email_verified_at: None,
+            activated_at: None,
             privacy_policy_accepted_at: None,
         };
-        match self.store.insert_signup(new_user, record).await {
+        match self
+            .store
+            .insert_signup(new_user, record, settings.max_unverified)
+            .await
+        {
             Ok(()) => {}
-            // A parallel sign-up of the same address won the race: it is pending now.
+            // A parallel sign-up of the address (in any case) won the race: it is pending now.
             Err(CoreError::Conflict { .. }) => return Ok(SignUpOutcome::InactiveUserExists),
             Err(error) => return Err(error),
         }
@@ -469,6 +489,19 @@ impl Gatehouse {
     /// Records the caller's acceptance of the privacy policy (T19) and answers a new token
     /// pair, whose session replaces the caller's pair session.
     pub async fn accept_privacy_policy(&self, principal: &Principal) -> CoreResult<TokenPair> {
+        // Only a pair session is replaced by a pair: an API key or a Connectware token must not
+        // turn into a refreshable pair that outlives it.
+        let Some(session) = principal
+            .session
+            .as_ref()
+            .filter(|session| session.kind == crate::model::SessionKind::Pair)
+        else {
+            return Err(CoreError::Forbidden {
+                reason: "accept the privacy policy with a ThingsBoard token pair (log in with \
+                         POST /api/auth/login)"
+                    .to_owned(),
+            });
+        };
         let now = self.clock.now_millis();
         self.store
             .accept_privacy_policy(principal.user.id, now)
@@ -476,22 +509,12 @@ impl Gatehouse {
         tracing::info!(user_id = %principal.user.id, "privacy policy accepted");
         // The new session continues the caller's login: it keeps the login's time, so that
         // accepting is no re-authentication (see `delete_signed_up_account`).
-        let logged_in_at = principal
-            .session
-            .as_ref()
-            .map_or(0, |session| session.created_at);
         let pair = self
-            .open_pair_session_since(&principal.user, logged_in_at)
+            .open_pair_session_since(&principal.user, session.created_at)
             .await?;
-        if let Some(session) = principal
-            .session
-            .as_ref()
-            .filter(|session| session.kind == crate::model::SessionKind::Pair)
-        {
-            self.store
-                .revoke_sessions(principal.user.id, Some(&session.id.to_string()))
-                .await?;
-        }
+        self.store
+            .revoke_sessions(principal.user.id, Some(&session.id.to_string()))
+            .await?;
         Ok(pair)
     }
 
@@ -553,18 +576,15 @@ impl Gatehouse {
         Ok(DeletedAccount { users })
     }
 
-    /// Whether `user` is a sign-up still waiting for its email code: unverified, and not
-    /// enabled by an administrator in the meantime (such an account is in use: a sign-up never
-    /// changes it, and it is never purged).
+    /// Whether `user` is a sign-up still waiting for its email code: never activated, neither
+    /// by a code nor by an administrator. An account that was ever enabled is in use: a sign-up
+    /// never changes it and it is never purged, even once locked or disabled.
     async fn is_pending_signup(&self, user: &User) -> CoreResult<bool> {
-        if user.credentials_enabled {
-            return Ok(false);
-        }
         Ok(self
             .store
             .signup(user.id)
             .await?
-            .is_some_and(|record| record.email_verified_at.is_none()))
+            .is_some_and(|record| record.activated_at.is_none()))
     }
 
     /// Takes one mail from the hourly budget of `email`; false (and a warning) when it is spent.
@@ -593,10 +613,12 @@ impl Gatehouse {
             MailKind::AccountExists => return self.send_account_exists_mail(email).await,
             MailKind::Verification { package } => package,
         };
-        let Some(found) = self.store.credentials_by_email(email).await? else {
+        let Some(user) = self.store.user_by_address_any_case(email).await? else {
             return Ok(());
         };
-        let user = found.user;
+        // The mail goes to the address of record, whatever case the request used.
+        let email = user.email_or_username().to_owned();
+        let email = email.as_str();
         if !self.is_pending_signup(&user).await? || !self.mail_budget(email) {
             return Ok(());
         }
@@ -723,7 +745,7 @@ mod tests {
             user_id: Uuid::new_v4(),
             owns_tenant,
             created_at: 0,
-            email_verified_at: Some(1),
+            activated_at: Some(1),
             privacy_policy_accepted_at: None,
         }
     }

@@ -58,8 +58,9 @@ pub struct SignupRecord {
     pub owns_tenant: bool,
     /// When the user signed up (or last renewed an unverified sign-up), Unix ms.
     pub created_at: i64,
-    /// When the email was verified, Unix ms.
-    pub email_verified_at: Option<i64>,
+    /// When the account was first enabled (by its email code or by an administrator), Unix
+    /// ms; `None` while the sign-up is pending. A later lockout or disabling leaves it set.
+    pub activated_at: Option<i64>,
     /// When the privacy policy was accepted, Unix ms.
     pub privacy_policy_accepted_at: Option<i64>,
 }
@@ -401,9 +402,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> CoreResult<bool>;
 
     // --- self-service sign-up
-    /// In one transaction: creates the signed-up user and its sign-up record; `Conflict` when
-    /// the username or email is taken.
-    async fn insert_signup(&self, user: NewUser, record: SignupRecord) -> CoreResult<()>;
+    /// In one transaction, serialized with other sign-ups: creates the signed-up user and its
+    /// sign-up record; `Conflict` when its address is taken in any letter case, `RateLimited`
+    /// when `max_pending` sign-ups are pending already.
+    async fn insert_signup(
+        &self,
+        user: NewUser,
+        record: SignupRecord,
+        max_pending: u64,
+    ) -> CoreResult<()>;
+    /// Ends the pending state of a user's sign-up (an administrator enabled the account) and
+    /// voids its email codes; nothing for users that did not sign up or are activated already.
+    async fn activate_signup(&self, user_id: Uuid, now: i64) -> CoreResult<()>;
     /// A user whose email or login name equals `address` regardless of case (an exact email
     /// match first): whether an address is taken, for sign-up.
     async fn user_by_address_any_case(&self, address: &str) -> CoreResult<Option<User>>;
@@ -430,12 +440,10 @@ pub trait Store: Send + Sync + 'static {
     /// Records that a user accepted the privacy policy at `now` (the first acceptance stays);
     /// nothing for users that did not sign up.
     async fn accept_privacy_policy(&self, user_id: Uuid, now: i64) -> CoreResult<()>;
-    /// How many sign-ups wait for their email to be verified (unverified, credentials not
-    /// enabled by an administrator).
+    /// How many sign-ups are pending (never activated).
     async fn count_unverified_signups(&self) -> CoreResult<u64>;
-    /// Deletes up to `limit` users whose sign-up was never verified, whose credentials were not
-    /// enabled by an administrator, and which were made (or renewed) before `created_before`;
-    /// returns how many.
+    /// Deletes up to `limit` users whose sign-up is pending (never activated) and was made (or
+    /// renewed) before `created_before`; returns how many.
     async fn purge_unverified_signups(&self, created_before: i64, limit: u32) -> CoreResult<u64>;
     /// In one transaction: deletes every user of the scope (and, for a tenant, its OAuth2
     /// clients and domains); returns how many users.

@@ -23,6 +23,9 @@ const SITEVERIFY_URL: &str = "https://www.google.com/recaptcha/api/siteverify";
 const ENTERPRISE_URL: &str =
     "https://recaptchaenterprise.googleapis.com/v1/projects/{project}/assessments";
 
+/// Largest verifier answer read, in bytes (Google's are a few hundred).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
 /// The reCAPTCHA flavours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -194,7 +197,10 @@ impl SignupConfig {
     ) -> Result<(SignupSettings, Arc<dyn CaptchaVerifier>), String> {
         let account = match (self.account, self.tenant_id) {
             (AccountKind::Tenant, _) => SignupAccount::Tenant,
-            (AccountKind::Customer, Some(tenant_id)) if !tenant_id.is_nil() => {
+            // ThingsBoard's null tenant holds the users of no tenant: never a sign-up's tenant.
+            (AccountKind::Customer, Some(tenant_id))
+                if !tenant_id.is_nil() && tenant_id != gatehouse_core::model::NULL_UUID =>
+            {
                 SignupAccount::Customer { tenant_id }
             }
             (AccountKind::Customer, _) => {
@@ -363,7 +369,18 @@ impl RecaptchaVerifier {
         if !answer.status().is_success() {
             return Err(format!("the verifier answered {}", answer.status()));
         }
-        answer.json().await.map_err(|error| describe(&error))
+        // The answer is a small JSON object: a larger one is not read to its end.
+        let mut answer = answer;
+        let mut body = Vec::new();
+        while let Some(chunk) = answer.chunk().await.map_err(|error| describe(&error))? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err("the verifier's answer is too large".to_owned());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|_| {
+            "the CAPTCHA verification request answered something that is not JSON".to_owned()
+        })
     }
 
     /// Whether a verifier's answer accepts the response.

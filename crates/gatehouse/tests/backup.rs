@@ -351,7 +351,7 @@ async fn build_dataset(app: &TestApp, clock: &ManualClock) -> Dataset {
     // signups: the tenant administrator as if it had signed up (verified, policy accepted), so
     // the dataset needs no CAPTCHA service; tests/signup.rs covers the sign-up itself.
     sqlx::query(
-        "INSERT INTO signups (user_id, owns_tenant, created_at, email_verified_at, \
+        "INSERT INTO signups (user_id, owns_tenant, created_at, activated_at, \
          privacy_policy_accepted_at) VALUES ($1, 1, $2, $2, $2)",
     )
     .bind(&tenant_admin_id)

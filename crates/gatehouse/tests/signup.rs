@@ -42,27 +42,41 @@ both_engines!(
     signing_up_again_before_verification_replaces_the_pending_sign_up,
     signing_up_with_a_taken_address_changes_nothing,
     signing_up_with_the_address_of_an_enabled_account_changes_nothing,
+    signing_up_in_another_case_of_a_verified_address_changes_nothing,
+    signing_up_in_another_case_of_a_pending_address_renews_it,
+    signing_up_in_another_case_of_a_connectware_username_changes_nothing,
     an_enabled_account_is_not_purged_as_an_abandoned_sign_up,
     enabled_accounts_do_not_hold_up_the_purge,
+    a_locked_account_is_no_pending_sign_up,
+    a_disabled_account_does_not_reactivate_itself_by_signing_up_again,
+    a_disabled_account_is_not_purged_as_an_abandoned_sign_up,
     unverified_sign_ups_are_capped,
+    the_unverified_cap_does_not_tell_taken_addresses_from_free_ones,
+    parallel_sign_ups_do_not_overrun_the_cap,
     sign_ups_per_client_address_are_rate_limited,
     parallel_sign_ups_of_one_address_create_one_account,
+    parallel_sign_ups_in_different_cases_create_one_account,
     // T13, T14, T15
     email_code_link_redirects_without_using_the_code,
     parallel_uses_of_one_email_code_activate_once,
     codes_expire_and_unverified_sign_ups_are_purged,
     resend_mails_new_codes_only_to_pending_sign_ups,
     resends_that_mail_nothing_spend_no_mail_budget,
+    resend_finds_a_pending_sign_up_in_another_case,
     // mobile applications (T12–T16)
     mobile_applications_get_links_into_the_app,
     // T19, T20
     privacy_policy_gates_the_api_until_accepted,
     privacy_policy_acceptance_can_be_off,
+    accepting_the_privacy_policy_mints_no_pair_outliving_an_api_key,
+    mqtt_connections_wait_for_the_privacy_policy,
+    client_certificates_wait_for_the_privacy_policy,
     // T21
     deleting_a_signed_up_tenant_removes_exactly_that_tenant,
     deletion_needs_reauthentication,
     accepting_the_privacy_policy_is_no_reauthentication,
     customer_sign_ups_join_the_configured_tenant_and_delete_only_their_customer,
+    customer_sign_ups_never_go_to_the_null_tenant,
     // hostile input
     hostile_sign_up_input_is_refused_in_thingsboards_shape,
     control_characters_in_address_fields_are_refused,
@@ -381,6 +395,37 @@ async fn assert_token_dead(app: &TestApp, token: &str) {
 async fn assert_login_refused(app: &TestApp, login: &str, password: &str, message: &str) {
     let (status, body) = app.tb_try_login(login, password).await;
     assert_tb_error(status, &body, StatusCode::UNAUTHORIZED, 10, message);
+}
+
+/// `POST /api/user/{id}/userCredentialsEnabled` as the system administrator `sys`; the status.
+async fn set_enabled(app: &TestApp, sys: &str, id: &str, enabled: bool) -> StatusCode {
+    let (status, body) = app
+        .tb_post(
+            &format!("/api/user/{id}/userCredentialsEnabled?userCredentialsEnabled={enabled}"),
+            sys,
+            json!({}),
+        )
+        .await;
+    assert!(
+        status == StatusCode::OK || status == StatusCode::NOT_FOUND,
+        "{body}"
+    );
+    status
+}
+
+/// Signs `email` up with `password` and has the system administrator enable it by hand (the
+/// owner never used the mailed code), then the owner logs in and accepts the privacy policy.
+/// Returns (system administrator token, user id).
+async fn enabled_by_hand(env: &Env, email: &str, password: &str) -> (String, String) {
+    let app = &env.app;
+    assert_eq!(env.sign_up(email, password).await, "SUCCESS");
+    env.code(email).await;
+    let sys = sysadmin(app).await;
+    let id = user_id_of(app, email).await;
+    assert_eq!(set_enabled(app, &sys, &id, true).await, StatusCode::OK);
+    let (token, _) = app.tb_login(email, password).await;
+    accept_policy(app, &token).await;
+    (sys, id)
 }
 
 /// The id of the user with login name `username` (from Connectware's user list, as the admin).
@@ -1056,6 +1101,113 @@ async fn signing_up_with_a_taken_address_changes_nothing(app: TestApp) {
     assert_eq!(policy_accepted(app, &token).await, json!(true));
 }
 
+/// The users whose login name is `username`, exactly (Connectware's user list, as the admin).
+async fn users_named(app: &TestApp, username: &str) -> Vec<Value> {
+    let (status, page) = app
+        .get(
+            &format!("/api/listUsers?usernames={username}"),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["users"].as_array().cloned().unwrap_or_default()
+}
+
+/// Addresses are taken regardless of case: a sign-up with another case of a verified account's
+/// address answers `SUCCESS`, creates nothing, and the notice goes to the address of record.
+async fn signing_up_in_another_case_of_a_verified_address_changes_nothing(app: TestApp) {
+    let env = start(app, |_| {}).await;
+    let app = &env.app;
+    let (token, _) = env.account("ann@example.com", PASSWORD).await;
+    let me = app.tb_me(&token).await;
+    let before = dump(app).await;
+    assert_eq!(
+        env.sign_up("Ann@Example.com", "intruder-pass-1").await,
+        "SUCCESS"
+    );
+    let notice = env.smtp.wait_for_mail("ann@example.com", MAIL_WAIT).await;
+    assert_eq!(notice.subject, "You already have an account", "{notice:?}");
+    assert_eq!(notice.to, "ann@example.com", "the address of record");
+    assert!(!notice.text.contains("emailCode"), "{:?}", notice.text);
+    // Nothing was created or changed, and nothing else was mailed.
+    assert_same_content(&before, &dump(app).await);
+    settle().await;
+    let mails = env.smtp.mails();
+    assert_eq!(mails.len(), 2, "the code and the notice only: {mails:?}");
+    assert!(
+        mails.iter().all(|mail| mail.to == "ann@example.com"),
+        "{mails:?}"
+    );
+    assert!(users_named(app, "Ann@Example.com").await.is_empty());
+    app.tb_login("ann@example.com", PASSWORD).await;
+    for login in ["ann@example.com", "Ann@Example.com"] {
+        assert_login_refused(app, login, "intruder-pass-1", BAD_CREDENTIALS).await;
+    }
+    assert_eq!(app.tb_me(&token).await, me);
+}
+
+/// A sign-up with another case of a pending sign-up's address renews that sign-up: the answer
+/// is `INACTIVE_USER_EXISTS`, the newest password replaces the pending one, and the new code
+/// goes to the address the first sign-up used, which stays the account's address.
+async fn signing_up_in_another_case_of_a_pending_address_renews_it(app: TestApp) {
+    let env = start(app, |_| {}).await;
+    let app = &env.app;
+    let email = "carol@example.com";
+    assert_eq!(env.sign_up(email, "first-pass-1").await, "SUCCESS");
+    let first = env.code(email).await;
+    let mut body = form("CAROL@Example.COM", "second-pass-2");
+    body["firstName"] = json!("Carol");
+    let (status, answer) = env.sign_up_with(body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer, json!("INACTIVE_USER_EXISTS"));
+    let mail = env.smtp.wait_for_mail(email, MAIL_WAIT).await;
+    assert_eq!(mail.to, email, "the address of record");
+    assert!(mail.text.contains(email), "{:?}", mail.text);
+    let second = code_from_mail(&mail, &app.base);
+    assert_ne!(first, second, "a new code");
+    // The first code was voided, and no second account was made.
+    let (status, body) = env.use_code(&first, "").await;
+    assert_tb_error(status, &body, StatusCode::BAD_REQUEST, 31, CODE_UNKNOWN);
+    assert!(users_named(app, "CAROL@Example.COM").await.is_empty());
+    assert_login_refused(app, email, "second-pass-2", NOT_ACTIVE).await;
+    // The new code activates the newest password under the address of record.
+    let (token, _) = env.activate(&second).await;
+    let me = app.tb_me(&token).await;
+    assert_eq!(me["email"], email);
+    assert_eq!(me["firstName"], "Carol");
+    app.tb_login(email, "second-pass-2").await;
+    assert_login_refused(app, email, "first-pass-1", BAD_CREDENTIALS).await;
+    settle().await;
+    let mails = env.smtp.mails();
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert!(mails.iter().all(|mail| mail.to == email), "{mails:?}");
+}
+
+/// A Connectware user has no email, but its login name may be an address: a sign-up with that
+/// address in another case answers `SUCCESS` and creates no account.
+async fn signing_up_in_another_case_of_a_connectware_username_changes_nothing(app: TestApp) {
+    let env = start(app, |_| {}).await;
+    let app = &env.app;
+    let username = "bob@example.com";
+    app.create_user(username, "bob-cw-pass-1", &[]).await;
+    let before = dump(app).await;
+    assert_eq!(
+        env.sign_up("BOB@example.com", "intruder-pass-1").await,
+        "SUCCESS"
+    );
+    let notice = env.smtp.wait_for_mail(username, MAIL_WAIT).await;
+    assert_eq!(notice.subject, "You already have an account", "{notice:?}");
+    assert_eq!(notice.to, username, "the login name of record");
+    assert_same_content(&before, &dump(app).await);
+    assert!(users_named(app, "BOB@example.com").await.is_empty());
+    settle().await;
+    assert_eq!(env.smtp.mails().len(), 1, "{:?}", env.smtp.mails());
+    app.login(username, "bob-cw-pass-1").await;
+    assert_login_refused(app, "BOB@example.com", "intruder-pass-1", BAD_CREDENTIALS).await;
+    let (status, _) = app.try_login(username, "intruder-pass-1").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
 /// An unverified sign-up that an administrator enabled (`userCredentialsEnabled`) is an active
 /// account: signing up again with its address must not replace its password.
 async fn signing_up_with_the_address_of_an_enabled_account_changes_nothing(app: TestApp) {
@@ -1121,6 +1273,91 @@ async fn an_enabled_account_is_not_purged_as_an_abandoned_sign_up(app: TestApp) 
         StatusCode::OK,
         "the enabled account was purged as an unverified sign-up: {body}"
     );
+}
+
+/// An account an administrator enabled is in use even if its email was never verified. When
+/// the lockout (`maxFailedLoginAttempts`) disables it, it must not count as a pending sign-up
+/// again: otherwise anyone who locks it with wrong passwords can sign up with its address and
+/// replace its password, and the intruder's password logs in once the account is unlocked.
+async fn a_locked_account_is_no_pending_sign_up(app: TestApp) {
+    let env = start(app, |_| {}).await;
+    let app = &env.app;
+    let email = "locked.owner@example.com";
+    let (sys, id) = enabled_by_hand(&env, email, "owner-pass-1").await;
+    app.tb_update_security(&sys, |settings| {
+        settings["maxFailedLoginAttempts"] = json!(3);
+    })
+    .await;
+    // An intruder locks the account with wrong passwords, then signs up with its address.
+    for _ in 0..4 {
+        let (status, _) = app.tb_try_login(email, "wrong-guess-1").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_login_refused(app, email, "owner-pass-1", NOT_ACTIVE).await;
+    let answer = env.sign_up(email, "intruder-pass-1").await;
+    // The administrator unlocks the owner's account.
+    assert_eq!(set_enabled(app, &sys, &id, true).await, StatusCode::OK);
+    let (status, body) = app.tb_try_login(email, "intruder-pass-1").await;
+    assert_ne!(
+        status,
+        StatusCode::OK,
+        "the intruder's password logs in to the unlocked account (its sign-up answered \
+         {answer}): {body}"
+    );
+    app.tb_login(email, "owner-pass-1").await;
+    assert_eq!(answer, "SUCCESS", "a locked account is no pending sign-up");
+}
+
+/// An administrator disables an account that was enabled by hand (its email never verified):
+/// signing up again with its address must not give its owner a code that enables it again.
+async fn a_disabled_account_does_not_reactivate_itself_by_signing_up_again(app: TestApp) {
+    let env = start(app, |_| {}).await;
+    let app = &env.app;
+    let email = "suspended@example.com";
+    let (sys, id) = enabled_by_hand(&env, email, "owner-pass-1").await;
+    assert_eq!(set_enabled(app, &sys, &id, false).await, StatusCode::OK);
+    assert_login_refused(app, email, "owner-pass-1", NOT_ACTIVE).await;
+    // The suspended owner signs up again with its own address.
+    let answer = env.sign_up(email, "comeback-pass-1").await;
+    let mail = env.smtp.wait_for_mail(email, MAIL_WAIT).await;
+    let activation = if mail.subject == "Verify your email" {
+        let code = code_from_mail(&mail, &app.base);
+        Some(env.use_code(&code, "").await.0)
+    } else {
+        None
+    };
+    let (status, body) = app.tb_try_login(email, "comeback-pass-1").await;
+    assert_ne!(
+        status,
+        StatusCode::OK,
+        "the disabled account enabled itself (sign-up answered {answer}, mail {:?}, code \
+         used: {activation:?}): {body}",
+        mail.subject
+    );
+    assert_eq!(
+        answer, "SUCCESS",
+        "a disabled account is no pending sign-up"
+    );
+    assert_eq!(mail.subject, "You already have an account", "{mail:?}");
+}
+
+/// The same disabled account is suspended, not abandoned: the purge of unverified sign-ups
+/// must not delete it once the retention has passed.
+async fn a_disabled_account_is_not_purged_as_an_abandoned_sign_up(app: TestApp) {
+    let (env, clock) = start_on_clock(app, |_| {}).await;
+    let app = &env.app;
+    let email = "suspended.long.ago@example.com";
+    let (sys, id) = enabled_by_hand(&env, email, PASSWORD).await;
+    assert_eq!(set_enabled(app, &sys, &id, false).await, StatusCode::OK);
+    clock.advance(73 * HOUR_MS);
+    let sys = sysadmin(app).await;
+    assert_eq!(env.sign_up("next@example.com", PASSWORD).await, "SUCCESS");
+    assert_eq!(
+        set_enabled(app, &sys, &id, true).await,
+        StatusCode::OK,
+        "the disabled account was purged as an unverified sign-up"
+    );
+    app.tb_login(email, PASSWORD).await;
 }
 
 /// The purge deletes abandoned sign-ups a batch (100) at a time, oldest first; accounts an
@@ -1203,13 +1440,17 @@ async fn unverified_sign_ups_are_capped(app: TestApp) {
         "{:?}",
         answer.headers
     );
-    // A pending address may still renew its sign-up.
-    env.code("one@example.com").await;
-    assert_eq!(
-        env.sign_up("one@example.com", PASSWORD).await,
-        "INACTIVE_USER_EXISTS"
-    );
+    // While the cap is reached every address gets the same answer, a pending one too (a
+    // different answer would tell which addresses are taken).
     let code = env.code("one@example.com").await;
+    let (status, body) = env.sign_up_with(form("one@example.com", PASSWORD)).await;
+    assert_tb_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        33,
+        "Too many requests",
+    );
     // A verification frees a place.
     env.activate(&code).await;
     assert_eq!(env.sign_up("three@example.com", PASSWORD).await, "SUCCESS");
@@ -1224,6 +1465,63 @@ async fn unverified_sign_ups_are_capped(app: TestApp) {
     // The refused address was not created.
     settle().await;
     assert!(env.mails_to("four@example.com").is_empty());
+}
+
+/// While the cap of unverified sign-ups is reached, a sign-up with the address of a verified
+/// account must get the same answer as one with a free address: `SUCCESS` for the one and 429
+/// for the other tells which addresses have accounts.
+async fn the_unverified_cap_does_not_tell_taken_addresses_from_free_ones(app: TestApp) {
+    let env = start(app, |settings| settings.signup.max_unverified = 1).await;
+    let app = &env.app;
+    let sys = sysadmin(app).await;
+    let tenant = uuid::Uuid::new_v4().to_string();
+    app.tb_new_user(
+        &sys,
+        tenant_admin_body("has.account@example.com", &tenant),
+        "owner-pass-1",
+    )
+    .await;
+    assert_eq!(
+        env.sign_up("fills.the.cap@example.com", PASSWORD).await,
+        "SUCCESS"
+    );
+    let (taken, taken_body) = env
+        .sign_up_with(form("has.account@example.com", PASSWORD))
+        .await;
+    let (free, free_body) = env
+        .sign_up_with(form("no.account@example.com", PASSWORD))
+        .await;
+    assert_eq!(
+        taken, free,
+        "a taken address answers {taken} {taken_body}, a free one {free} {free_body}"
+    );
+}
+
+/// The documentation says the cap of unverified sign-ups is enforced in the database, so it
+/// holds across replicas: then it holds for parallel sign-ups of one replica too.
+async fn parallel_sign_ups_do_not_overrun_the_cap(app: TestApp) {
+    let env = start(app, |settings| settings.signup.max_unverified = 3).await;
+    let mut tasks = Vec::new();
+    for n in 0..16 {
+        let request = env
+            .app
+            .client
+            .post(env.app.url("/api/noauth/signup"))
+            .json(&form(&format!("crowd{n}@example.com"), PASSWORD));
+        tasks.push(tokio::spawn(async move {
+            let response = request.send().await.expect("sent");
+            response.status()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.expect("joined"));
+    }
+    let accepted = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::OK)
+        .count();
+    assert_eq!(accepted, 3, "a cap of 3: {statuses:?}");
 }
 
 async fn sign_ups_per_client_address_are_rate_limited(app: TestApp) {
@@ -1360,6 +1658,59 @@ async fn parallel_sign_ups_of_one_address_create_one_account(app: TestApp) {
     }
     assert_eq!(activated, 1, "exactly one activation of {codes:?}");
     env.app.tb_login(email, PASSWORD).await;
+}
+
+/// Addresses are taken regardless of case, also when sign-ups race: of parallel sign-ups of
+/// one address in different cases, one creates the account. (Several rounds, as the race
+/// window is narrow.)
+async fn parallel_sign_ups_in_different_cases_create_one_account(app: TestApp) {
+    let env = start(app, |settings| settings.signup.mails_per_address_hour = 20).await;
+    let mut rounds = Vec::new();
+    for round in 0..5 {
+        let variants = [
+            format!("racer{round}@example.com"),
+            format!("Racer{round}@example.com"),
+            format!("RACER{round}@example.com"),
+            format!("racer{round}@Example.com"),
+            format!("rAcEr{round}@example.com"),
+            format!("racer{round}@EXAMPLE.COM"),
+        ];
+        let mut tasks = Vec::new();
+        for email in &variants {
+            let request = env
+                .app
+                .client
+                .post(env.app.url("/api/noauth/signup"))
+                .json(&form(email, PASSWORD));
+            tasks.push(tokio::spawn(async move {
+                let response = request.send().await.expect("sent");
+                let status = response.status();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                (status, body)
+            }));
+        }
+        let mut created = 0;
+        for task in tasks {
+            let (status, body) = task.await.expect("joined");
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if body == json!("SUCCESS") {
+                created += 1;
+            }
+        }
+        let mut accounts = Vec::new();
+        for email in &variants {
+            for user in users_named(&env.app, email).await {
+                accounts.push(user["username"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        rounds.push((created, accounts));
+    }
+    assert!(
+        rounds
+            .iter()
+            .all(|(created, accounts)| *created == 1 && accounts.len() == 1),
+        "one account for one address, in every round: {rounds:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1598,6 +1949,22 @@ async fn resends_that_mail_nothing_spend_no_mail_budget(app: TestApp) {
     env.activate(&code).await;
 }
 
+/// Sign-up treats an address in another case as the same address; so must the resend, or a
+/// visitor who types its address differently never gets the code it asks for.
+async fn resend_finds_a_pending_sign_up_in_another_case(app: TestApp) {
+    let env = start(app, |_| {}).await;
+    let email = "dave@example.com";
+    assert_eq!(env.sign_up(email, PASSWORD).await, "SUCCESS");
+    env.code(email).await;
+    env.resend("email=DAVE@Example.com").await;
+    settle().await;
+    let mails = env.mails_to(email);
+    assert_eq!(mails.len(), 2, "a new code for the resend: {mails:?}");
+    assert_eq!(mails[1].to, email, "the address of record");
+    let code = code_from_mail(&mails[1], &env.app.base);
+    env.activate(&code).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Mobile applications
 
@@ -1809,6 +2176,186 @@ async fn privacy_policy_acceptance_can_be_off(app: TestApp) {
         !body.to_string().contains("privacy policy"),
         "{status} {body}"
     );
+}
+
+/// T19 answers a token pair to any caller, also to one that authenticated with an API key. Such
+/// a pair must not outlive the key: whoever holds a key that is later deleted (or expires)
+/// must not keep a refreshable session. (With sign-up off, as `/api/signup/*` stays served.)
+async fn accepting_the_privacy_policy_mints_no_pair_outliving_an_api_key(app: TestApp) {
+    let sys = sysadmin(&app).await;
+    let id = my_id(&app, &sys).await;
+    let (status, key) = app
+        .tb_post(
+            "/api/apiKey",
+            &sys,
+            json!({"userId": tb_id("USER", &id), "description": "short-lived"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "create key: {key}");
+    let value = key["value"].as_str().expect("key value").to_owned();
+    let key_id = key["id"]["id"].as_str().expect("key id").to_owned();
+    let (status, body) = app
+        .tb_request(
+            Method::POST,
+            "/api/signup/acceptPrivacyPolicy",
+            Some(&format!("ApiKey {value}")),
+            None,
+        )
+        .await;
+    if status != StatusCode::OK {
+        assert_tb_shape(status, &body, status);
+        assert!(status.is_client_error(), "{status} {body}");
+        return;
+    }
+    let (minted, minted_refresh) = tb_pair(&body);
+    // The key is deleted: everything it opened must end with it.
+    let (status, body) = app
+        .tb_request(
+            Method::DELETE,
+            &format!("/api/apiKey/{key_id}"),
+            Some(&bearer(&sys)),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "delete key: {body}");
+    assert_eq!(me_by_key(&app, &value).await, StatusCode::UNAUTHORIZED);
+    let (access, _) = app.tb_get("/api/auth/user", &minted).await;
+    let (refresh, _) = app
+        .tb_request(
+            Method::POST,
+            "/api/auth/token",
+            None,
+            Some(json!({"refreshToken": minted_refresh})),
+        )
+        .await;
+    assert_eq!(
+        (access, refresh),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED),
+        "the pair T19 minted from an API key outlives the deleted key"
+    );
+}
+
+/// Until the privacy policy is accepted, a signed-up account may use nothing but the sign-up
+/// endpoints: the broker hooks must not let it connect either, with its password or its token.
+async fn mqtt_connections_wait_for_the_privacy_policy(app: TestApp) {
+    let env = start(app, |_| {}).await;
+    let app = &env.app;
+    let email = "mqtt.reader@example.com";
+    let (token, _) = env.activated(email, PASSWORD).await;
+    let mut allowed = Vec::new();
+    for (what, password) in [("password", PASSWORD), ("token", token.as_str())] {
+        let answer = app
+            .tb_send(
+                Method::POST,
+                "/api/broker/emqx/authn",
+                &[("content-type", "application/json")],
+                Some(
+                    serde_json::to_vec(&json!({"username": email, "password": password,
+                                               "clientid": "c-1"}))
+                    .unwrap(),
+                ),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{what}: {}", answer.text);
+        if answer.json()["result"] != "deny" {
+            allowed.push((what, answer.text));
+        }
+    }
+    assert!(
+        allowed.is_empty(),
+        "MQTT connects before the privacy policy is accepted: {allowed:?}"
+    );
+    // Once accepted, it connects like any user.
+    accept_policy(app, &token).await;
+    let answer = app
+        .tb_send(
+            Method::POST,
+            "/api/broker/emqx/authn",
+            &[("content-type", "application/json")],
+            Some(
+                serde_json::to_vec(&json!({"username": email, "password": PASSWORD,
+                                           "clientid": "c-1"}))
+                .unwrap(),
+            ),
+        )
+        .await;
+    assert_eq!(answer.json()["result"], "allow", "{}", answer.text);
+}
+
+/// A client certificate `CN=<common_name>` (PEM) and its key (PKCS#8 PEM), issued by a new CA
+/// whose certificate (PEM) comes first.
+fn certificate_chain(common_name: &str) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Sign-up test CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(1));
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_pem = ca.self_signed(&ca_key).expect("self-signed CA").pem();
+    let key = rcgen::KeyPair::generate().expect("leaf key");
+    let mut leaf = rcgen::CertificateParams::new(Vec::<String>::new()).expect("leaf params");
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    leaf.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
+    let leaf_pem = leaf.signed_by(&key, &issuer).expect("signed leaf").pem();
+    (ca_pem, leaf_pem, key.serialize_pem())
+}
+
+/// The Connectware dialect refuses a signed-up account's token until the privacy policy is
+/// accepted; a client certificate of the same account (HTTPS listener) must be refused too.
+async fn client_certificates_wait_for_the_privacy_policy(app: TestApp) {
+    let env = start(app, |settings| {
+        settings.tls.listen = Some("127.0.0.1:0".parse().expect("loopback address"));
+        settings.tls.trust_refresh_secs = 0;
+    })
+    .await;
+    let app = &env.app;
+    let email = "cert.owner@example.com";
+    let (token, _) = env.activated(email, PASSWORD).await;
+    // The administrator lets the account use a certificate and read its session.
+    let id = user_id_of(app, email).await;
+    let (status, body) = app
+        .put(
+            &format!("/api/users/{id}"),
+            &app.admin_token,
+            json!({
+                "grantTypes": [{"method": "password", "isRequired": false},
+                               {"method": "certificate", "isRequired": false}],
+                "permissions": [{"resource": "/api/session", "operation": "read",
+                                 "context": "http"}],
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (ca, leaf, key) = certificate_chain(email);
+    let (status, body) = app
+        .post("/api/certificates", &app.admin_token, json!(ca))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The token is refused, as the privacy policy is pending.
+    let (status, body) = app.get("/api/session", &token).await;
+    let message = assert_error(status, &body, StatusCode::FORBIDDEN);
+    assert!(message.contains("privacy policy"), "{message}");
+    // The certificate must be too.
+    let response = app
+        .https_client(Some((&leaf, &key)))
+        .get(app.tls_url("/api/session"))
+        .send()
+        .await
+        .expect("HTTPS");
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a client certificate passes the privacy-policy gate: {text}"
+    );
+    assert!(text.contains("privacy policy"), "{text}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2128,32 +2675,37 @@ async fn accepting_the_privacy_policy_is_no_reauthentication(app: TestApp) {
         let (status, answer) = delete_account(app, Method::DELETE, &auth, None).await;
         assert_tb_shape(status, &answer, StatusCode::FORBIDDEN);
     }
-    // The policy was accepted long ago; T19 still answers a pair with a brand-new session.
-    let mut outcomes = Vec::new();
-    for (login, auth) in [
-        ("stolen.token@example.com", bearer(&old)),
-        ("leaked.key@example.com", key),
-    ] {
-        let (status, body) = app
-            .tb_request(
-                Method::POST,
-                "/api/signup/acceptPrivacyPolicy",
-                Some(&auth),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let (minted, _) = tb_pair(&body);
-        let (status, answer) = delete_account(app, Method::DELETE, &bearer(&minted), None).await;
-        let still_there = app.tb_try_login(login, PASSWORD).await.0 == StatusCode::OK;
-        outcomes.push((login, status, answer, still_there));
+    // An API key gets no pair from T19 at all: a pair would outlive the key.
+    let (status, body) = app
+        .tb_request(
+            Method::POST,
+            "/api/signup/acceptPrivacyPolicy",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_tb_shape(status, &body, StatusCode::FORBIDDEN);
+    // The policy was accepted long ago; T19 answers a pair for the old token, whose session
+    // continues the old login: no fresh login to delete the account with.
+    let (status, body) = app
+        .tb_request(
+            Method::POST,
+            "/api/signup/acceptPrivacyPolicy",
+            Some(&bearer(&old)),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (minted, _) = tb_pair(&body);
+    let (status, answer) = delete_account(app, Method::DELETE, &bearer(&minted), None).await;
+    assert_tb_shape(status, &answer, StatusCode::FORBIDDEN);
+    for login in ["stolen.token@example.com", "leaked.key@example.com"] {
+        assert_eq!(
+            app.tb_try_login(login, PASSWORD).await.0,
+            StatusCode::OK,
+            "{login} was deleted without re-authentication"
+        );
     }
-    assert!(
-        outcomes
-            .iter()
-            .all(|(_, status, _, still_there)| *status == StatusCode::FORBIDDEN && *still_there),
-        "deleted without re-authentication after T19: {outcomes:?}"
-    );
 }
 
 async fn customer_sign_ups_join_the_configured_tenant_and_delete_only_their_customer(app: TestApp) {
@@ -2229,6 +2781,23 @@ async fn customer_sign_ups_join_the_configured_tenant_and_delete_only_their_cust
     app.tb_login("tenant.admin@example.com", "tenant-pass-1")
         .await;
     app.tb_login("bob@example.com", PASSWORD).await;
+}
+
+/// ThingsBoard's null tenant (`13814000-…`, not the nil UUID) holds every user created outside
+/// a tenancy. Customer sign-ups there would escape the privacy-policy gate (which skips users
+/// of the null tenant) and could never be deleted: the configuration must be refused.
+async fn customer_sign_ups_never_go_to_the_null_tenant(app: TestApp) {
+    let mut settings = app.settings.clone();
+    settings.signup.enabled = true;
+    settings.signup.captcha.site_key = SITE_KEY.to_owned();
+    settings.signup.captcha.secret_key = Some(SECRET.to_owned());
+    settings.mail = mail_settings(25);
+    settings.signup.account = AccountKind::Customer;
+    settings.signup.tenant_id = Some(TB_NULL_UUID.parse().expect("a UUID"));
+    match gatehouse::startup::Application::build(&settings).await {
+        Ok(_) => panic!("started with customer sign-ups in the null tenant"),
+        Err(error) => assert!(error.to_string().contains("signup.tenant_id"), "{error}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1508,8 +1508,17 @@ impl Store for SqlStore {
         self.count_pending().await
     }
 
-    async fn insert_signup(&self, user: NewUser, record: SignupRecord) -> CoreResult<()> {
-        self.store_signup(user, record).await
+    async fn insert_signup(
+        &self,
+        user: NewUser,
+        record: SignupRecord,
+        max_pending: u64,
+    ) -> CoreResult<()> {
+        self.store_signup(user, record, max_pending).await
+    }
+
+    async fn activate_signup(&self, user_id: Uuid, now: i64) -> CoreResult<()> {
+        self.settle_signup(user_id, now).await
     }
 
     async fn user_by_address_any_case(&self, address: &str) -> CoreResult<Option<User>> {

@@ -10,17 +10,17 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::rows::{flag, get, get_flag, parse_uuid, user_from_row, USER_COLUMNS};
-use crate::{db_error, insert_history, insert_new_user, SqlStore, Tx};
+use crate::{db_error, insert_history, insert_new_user, Engine, SqlStore, Tx};
 
 const SIGNUP_COLUMNS: &str =
-    "user_id, owns_tenant, created_at, email_verified_at, privacy_policy_accepted_at";
+    "user_id, owns_tenant, created_at, activated_at, privacy_policy_accepted_at";
 
 fn signup_from_row(row: &AnyRow) -> CoreResult<SignupRecord> {
     Ok(SignupRecord {
         user_id: parse_uuid(row, "user_id")?,
         owns_tenant: get_flag(row, "owns_tenant")?,
         created_at: get(row, "created_at")?,
-        email_verified_at: get(row, "email_verified_at")?,
+        activated_at: get(row, "activated_at")?,
         privacy_policy_accepted_at: get(row, "privacy_policy_accepted_at")?,
     })
 }
@@ -36,22 +36,75 @@ async fn delete_email_codes(tx: &mut Tx, user_id: &str) -> CoreResult<()> {
     Ok(())
 }
 
+/// The address of a user in any letter case, within a transaction.
+async fn address_taken(tx: &mut Tx, address: &str) -> CoreResult<bool> {
+    let taken: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM users WHERE LOWER(email) = LOWER($1) OR LOWER(username) = LOWER($1) \
+         LIMIT 1",
+    )
+    .bind(address)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(taken.is_some())
+}
+
+/// Pending sign-ups, within a transaction.
+async fn pending_signups(
+    executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
+) -> CoreResult<u64> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signups WHERE activated_at IS NULL")
+        .fetch_one(executor)
+        .await
+        .map_err(db_error)?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
 impl SqlStore {
-    pub(crate) async fn store_signup(&self, user: NewUser, record: SignupRecord) -> CoreResult<()> {
+    /// See `Store::insert_signup`. Sign-ups are serialized (SQLite's write lock; a table lock on
+    /// PostgreSQL), so the address check and the cap hold under parallel sign-ups.
+    pub(crate) async fn store_signup(
+        &self,
+        user: NewUser,
+        record: SignupRecord,
+        max_pending: u64,
+    ) -> CoreResult<()> {
         let mut tx = self.begin_write().await?;
+        if self.engine == Engine::Postgres {
+            sqlx::query("LOCK TABLE signups IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        let address = user
+            .user
+            .profile
+            .email
+            .clone()
+            .unwrap_or_else(|| user.user.username.clone());
+        if address_taken(&mut tx, &address).await? {
+            return Err(CoreError::conflict(format!(
+                "a user with the address '{address}' already exists"
+            )));
+        }
+        if pending_signups(&mut *tx).await? >= max_pending {
+            return Err(CoreError::RateLimited {
+                retry_after_secs: 600,
+            });
+        }
         insert_new_user(&mut tx, &user).await?;
         let id = user.user.id.to_string();
         if let Some(hash) = &user.password_hash {
             insert_history(&mut tx, &id, hash, record.created_at).await?;
         }
         sqlx::query(
-            "INSERT INTO signups (user_id, owns_tenant, created_at, email_verified_at, \
+            "INSERT INTO signups (user_id, owns_tenant, created_at, activated_at, \
              privacy_policy_accepted_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&id)
         .bind(flag(record.owns_tenant))
         .bind(record.created_at)
-        .bind(record.email_verified_at)
+        .bind(record.activated_at)
         .bind(record.privacy_policy_accepted_at)
         .execute(&mut *tx)
         .await
@@ -59,6 +112,7 @@ impl SqlStore {
         tx.commit().await.map_err(db_error)
     }
 
+    /// See `Store::user_by_address_any_case`.
     pub(crate) async fn select_user_by_address(&self, address: &str) -> CoreResult<Option<User>> {
         // Both comparisons have an index on the lower-cased column (migration 0006).
         let sql = format!(
@@ -76,6 +130,7 @@ impl SqlStore {
             .transpose()
     }
 
+    /// See `Store::signup`.
     pub(crate) async fn select_signup(&self, user_id: Uuid) -> CoreResult<Option<SignupRecord>> {
         let sql = format!("SELECT {SIGNUP_COLUMNS} FROM signups WHERE user_id = $1");
         sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -88,6 +143,7 @@ impl SqlStore {
             .transpose()
     }
 
+    /// See `Store::renew_pending_signup`.
     pub(crate) async fn renew_signup(
         &self,
         user_id: Uuid,
@@ -97,11 +153,9 @@ impl SqlStore {
     ) -> CoreResult<()> {
         let id = user_id.to_string();
         let mut tx = self.begin_write().await?;
-        // Only while pending: a verified account, or one an administrator enabled, is never
-        // changed by a sign-up.
+        // Only while pending: an account that was ever enabled is never changed by a sign-up.
         let renewed = sqlx::query(
-            "UPDATE signups SET created_at = $2 WHERE user_id = $1 AND email_verified_at IS NULL \
-             AND user_id IN (SELECT id FROM users WHERE credentials_enabled = 0)",
+            "UPDATE signups SET created_at = $2 WHERE user_id = $1 AND activated_at IS NULL",
         )
         .bind(&id)
         .bind(now)
@@ -136,6 +190,7 @@ impl SqlStore {
         tx.commit().await.map_err(db_error)
     }
 
+    /// See `Store::verify_signup_email`.
     pub(crate) async fn use_email_code(
         &self,
         digest: &str,
@@ -172,8 +227,8 @@ impl SqlStore {
         }
         delete_email_codes(&mut tx, &user_id).await?;
         let verified = sqlx::query(
-            "UPDATE signups SET email_verified_at = $2 WHERE user_id = $1 \
-             AND email_verified_at IS NULL",
+            "UPDATE signups SET activated_at = $2 WHERE user_id = $1 \
+             AND activated_at IS NULL",
         )
         .bind(&user_id)
         .bind(now)
@@ -197,6 +252,23 @@ impl SqlStore {
             .map_err(CoreError::internal)
     }
 
+    /// Ends a pending sign-up that an administrator enabled (see `Store::activate_signup`).
+    pub(crate) async fn settle_signup(&self, user_id: Uuid, now: i64) -> CoreResult<()> {
+        let id = user_id.to_string();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE signups SET activated_at = $2 WHERE user_id = $1 AND activated_at IS NULL",
+        )
+        .bind(&id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        delete_email_codes(&mut tx, &id).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// See `Store::accept_privacy_policy`.
     pub(crate) async fn record_privacy_policy(&self, user_id: Uuid, now: i64) -> CoreResult<()> {
         sqlx::query(
             "UPDATE signups SET privacy_policy_accepted_at = $2 WHERE user_id = $1 \
@@ -210,23 +282,17 @@ impl SqlStore {
         Ok(())
     }
 
+    /// See `Store::count_unverified_signups`.
     pub(crate) async fn unverified_signups(&self) -> CoreResult<u64> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM signups WHERE email_verified_at IS NULL \
-                 AND user_id IN (SELECT id FROM users WHERE credentials_enabled = 0)",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        pending_signups(&self.pool).await
     }
 
+    /// See `Store::purge_unverified_signups`.
     pub(crate) async fn purge_signups(&self, created_before: i64, limit: u32) -> CoreResult<u64> {
         let mut tx = self.begin_write().await?;
         let purged = sqlx::query(
-            "DELETE FROM users WHERE id IN (SELECT s.user_id FROM signups s \
-             JOIN users u ON u.id = s.user_id WHERE s.email_verified_at IS NULL \
-             AND u.credentials_enabled = 0 AND s.created_at < $1 ORDER BY s.created_at LIMIT $2)",
+            "DELETE FROM users WHERE id IN (SELECT user_id FROM signups \
+             WHERE activated_at IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2)",
         )
         .bind(created_before)
         .bind(i64::from(limit))
@@ -238,6 +304,7 @@ impl SqlStore {
         Ok(purged)
     }
 
+    /// See `Store::delete_tenancy`.
     pub(crate) async fn remove_tenancy(&self, scope: DeletionScope) -> CoreResult<u64> {
         let mut tx = self.begin_write().await?;
         let users = match scope {

@@ -54,26 +54,21 @@ async fn authenticate(
     allow_enrolment: bool,
 ) -> Result<Principal, Response> {
     let token = token_of(parts).filter(|token| !token.is_empty());
-    let Some(token) = token else {
+    let principal = match token {
+        Some(token) if allow_enrolment => state.core.authenticate_enrolling(&token).await,
+        Some(token) => state.core.authenticate(&token).await,
         // On the HTTPS listener a verified client certificate authenticates on its own.
-        let certificate = ClientCertificate::of(parts).ok_or(MISSING);
-        let principal = match certificate {
-            Ok(ClientCertificate(der)) => state.core.authenticate_certificate(&der).await,
-            Err(missing) => Err(missing),
-        };
-        return principal.map_err(|error| ApiError(error).into_response());
-    };
-    let principal = if allow_enrolment {
-        state.core.authenticate_enrolling(&token).await
-    } else {
-        state.core.authenticate(&token).await
+        None => match ClientCertificate::of(parts) {
+            Some(ClientCertificate(der)) => state.core.authenticate_certificate(&der).await,
+            None => Err(MISSING),
+        },
     };
     let principal = principal.map_err(|error| ApiError(error).into_response())?;
     if principal.privacy_policy_pending {
-        // A signed-up account first accepts the privacy policy (ThingsBoard's T19).
+        // A signed-up account first accepts the privacy policy (ThingsBoard's T19), whatever
+        // it authenticated with.
         return Err(ApiError(CoreError::Forbidden {
-            reason: "accept the privacy policy first (POST /api/signup/acceptPrivacyPolicy)"
-                .to_owned(),
+            reason: gatehouse_core::signup::PRIVACY_POLICY_PENDING.to_owned(),
         })
         .into_response());
     }

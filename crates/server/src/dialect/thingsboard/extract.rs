@@ -145,10 +145,6 @@ fn credential_of(parts: &Parts) -> TbResult<Credential<'_>> {
     }
 }
 
-/// The message of a signed-up account's call before it accepted the privacy policy.
-pub const PRIVACY_POLICY_PENDING: &str =
-    "You must accept the privacy policy first (POST /api/signup/acceptPrivacyPolicy)";
-
 impl FromRequestParts<AppState> for TbCaller {
     type Rejection = TbError;
 
@@ -161,7 +157,7 @@ impl FromRequestParts<AppState> for TbCaller {
             return Err(TbError::new(
                 axum::http::StatusCode::FORBIDDEN,
                 super::error::ErrorCode::PermissionDenied,
-                PRIVACY_POLICY_PENDING,
+                gatehouse_core::signup::PRIVACY_POLICY_PENDING,
             ));
         }
         Ok(TbCaller(principal))

@@ -77,8 +77,8 @@ const ADDRESS_FIELDS: [(&str, &str); 6] = [
     ("ADDRESS2", "address2"),
 ];
 
-/// Longest value of a sign-up field, in characters.
-const MAX_FIELD_CHARS: usize = 255;
+/// Longest value of a sign-up field, in characters: a profile field's.
+const MAX_FIELD_CHARS: usize = gatehouse_core::accounts::MAX_PROFILE_FIELD_CHARS;
 
 impl SignUpIn {
     /// The value of form field `id`, else of its flat twin; blank counts as absent.
@@ -222,7 +222,7 @@ pub struct CaptchaParamsOut {
 #[schema(as = DeleteTenantRequest)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteAccountIn {
-    /// Why the account goes (logged, not stored).
+    /// Why the account goes (accepted; neither logged nor stored).
     #[serde(default)]
     #[allow(dead_code)]
     reason: Option<String>,
