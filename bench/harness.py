@@ -1,0 +1,446 @@
+"""The performance harness behind bench/run.
+
+Every Gatehouse number is measured next to a baseline that stands for the limit of this
+machine, in the same run, on the same cores, and reported as a ratio: absolute numbers on a
+shared machine are noise, ratios measured side by side are not.
+
+- The server under test and its baselines run pinned to the first core, the load generator
+  (wrk) to the second, when the machine has two cores or more.
+- Every scenario first sends one request and checks the answer, so a misconfigured run cannot
+  measure error pages; a run with non-2xx answers is reported as failed.
+- `--quick` (CI's smoke mode) uses the debug build and one-second runs, prints the table and
+  writes nothing: it proves the harness still works, not how fast anything is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "e2e"))
+from ports import free_port  # noqa: E402
+
+ADMIN_PASSWORD = "bench-admin-password-1"
+DEVICE = "bench-device"
+DEVICE_PASSWORD = "bench-device-password-1"
+DEVICE_EMAIL = "bench-device@example.com"
+# The topic the permission that allows is among the last of the 100 (as in the criterion bench).
+PUBLISH_TOPIC = "site/9/line/77/sensor/42/value"
+BEGIN_MARK = "<!-- bench/run:begin -->"
+END_MARK = "<!-- bench/run:end -->"
+
+
+def mqtt_permissions() -> list[dict]:
+    """100 MQTT permissions as a plant's devices have them (crates/core/benches/permissions.rs)."""
+    resources = [f"plant1/line{line}/+/telemetry" for line in range(40)]
+    resources += [f"cmd/device{device}/#" for device in range(40)]
+    resources += [f"area{area}/+/status/#" for area in range(19)]
+    resources.append("site/9/line/77/sensor/+/value")
+    return [
+        {"resource": resource, "operation": "readWrite" if index % 2 == 0 else "write",
+         "context": "mqtt"}
+        for index, resource in enumerate(resources)
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# processes
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def pinned(command: list[str], core: int) -> list[str]:
+    """`command` pinned to `core` when the machine has more than one core."""
+    if cores() > 1 and shutil.which("taskset"):
+        return ["taskset", "-c", str(core), *command]
+    return command
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen
+    base: str
+    log: Path
+
+    def rss_kib(self) -> int:
+        """Resident memory of the server process (the taskset wrapper execs it)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        return int(match.group(1)) if match else 0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def wait_ready(base: str, path: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"server exited early:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(base + path, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.1)
+    raise SystemExit(f"server did not become ready:\n{log.read_text()[-4000:]}")
+
+
+def start_gatehouse(binary: Path, workdir: Path, hashing: dict) -> Server:
+    port = free_port()
+    data = workdir / "gatehouse-data"
+    data.mkdir()
+    log = workdir / "gatehouse.log"
+    env = {
+        **os.environ,
+        "GATEHOUSE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "GATEHOUSE_LOG__LEVEL": "warn",
+        # The load generator is one client address: the login limits would measure themselves.
+        "GATEHOUSE_AUTH__LOGIN_PER_ADDRESS__BURST": "0",
+        "GATEHOUSE_AUTH__LOGIN_PER_ACCOUNT__BURST": "0",
+        "GATEHOUSE_HASHING__WORKERS": str(hashing["workers"]),
+        "GATEHOUSE_HASHING__ARGON2__MEMORY_KIB": str(hashing["memory_kib"]),
+        "GATEHOUSE_HASHING__ARGON2__ITERATIONS": str(hashing["iterations"]),
+        "GATEHOUSE_HASHING__ARGON2__PARALLELISM": str(hashing["parallelism"]),
+    }
+    command = pinned([str(binary), "serve", "--listen", f"127.0.0.1:{port}",
+                      "--data-dir", str(data)], 0)
+    process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base, "/healthz", process, log)
+    return Server("gatehouse", process, base, log)
+
+
+def start_baseline(binary: Path, workdir: Path) -> Server:
+    port = free_port()
+    log = workdir / "baseline.log"
+    command = pinned([str(binary), "--listen", f"127.0.0.1:{port}"], 0)
+    process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base, "/ready", process, log)
+    return Server("baseline", process, base, log)
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP
+
+
+def call(base: str, method: str, path: str, headers: dict | None = None,
+         body: dict | None = None) -> tuple[int, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"content-type": "application/json",
+                                              **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            text = answer.read().decode()
+            status = answer.status
+    except urllib.error.HTTPError as error:
+        text = error.read().decode()
+        status = error.code
+    try:
+        return status, json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return status, text
+
+
+def seed(server: Server) -> dict:
+    """A device user holding 100 MQTT permissions (and read on /api/session); its tokens."""
+    status, admin = call(server.base, "POST", "/api/login",
+                         body={"username": "admin", "password": ADMIN_PASSWORD})
+    assert status == 200, (status, admin)
+    admin_auth = {"authorization": f"Bearer {admin['token']}"}
+    permissions = mqtt_permissions() + [
+        {"resource": "/api/session", "operation": "read", "context": "http"}]
+    status, role = call(server.base, "POST", "/api/roles", admin_auth,
+                        {"name": "bench-devices", "permissions": permissions})
+    assert status in (200, 201), (status, role)
+    status, user = call(server.base, "POST", "/api/users", admin_auth,
+                        {"username": DEVICE, "password": DEVICE_PASSWORD, "roles": [role["id"]]})
+    assert status in (200, 201), (status, user)
+    status, login = call(server.base, "POST", "/api/login",
+                         body={"username": DEVICE, "password": DEVICE_PASSWORD})
+    assert status == 200, (status, login)
+    status, pair = call(server.base, "POST", "/api/auth/login",
+                        body={"username": DEVICE, "password": DEVICE_PASSWORD})
+    assert status == 200, (status, pair)
+    return {"token": login["token"], "pair": pair["token"]}
+
+
+# --------------------------------------------------------------------------------------------
+# wrk
+
+
+@dataclass
+class Load:
+    """One request, repeated by wrk."""
+    method: str
+    path: str
+    headers: dict = field(default_factory=dict)
+    body: dict | None = None
+
+    def lua(self) -> str:
+        lines = [f'wrk.method = "{self.method}"']
+        headers = dict(self.headers)
+        if self.body is not None:
+            headers.setdefault("content-type", "application/json")
+            lines.append(f"wrk.body = {json.dumps(json.dumps(self.body))}")
+        for name, value in headers.items():
+            lines.append(f'wrk.headers["{name}"] = {json.dumps(value)}')
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Measured:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def duration_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    if not match:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(base: str, load: Load, seconds: float, connections: int, workdir: Path) -> Measured:
+    script = workdir / "load.lua"
+    script.write_text(load.lua())
+    command = pinned(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+                      "--latency", "-s", str(script), base + load.path], 1)
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)
+    if not (rate and p50 and p99):
+        raise SystemExit(f"cannot read wrk's output:\n{output}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                              output)
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    if socket_errors:
+        errors += sum(int(group) for group in socket_errors.groups())
+    return Measured(float(rate.group(1)), duration_ms(p50.group(1)), duration_ms(p99.group(1)),
+                    errors)
+
+
+# --------------------------------------------------------------------------------------------
+# scenarios
+
+
+@dataclass
+class Row:
+    scenario: str
+    measured: str
+    baseline: str
+    ratio: float | None
+    target: str
+    met: bool | None
+    note: str = ""
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f}/s"
+
+
+def http_scenario(name: str, gatehouse: Server, baseline: Server, load: Load, expect,
+                  target_ratio: float, options, workdir: Path) -> Row:
+    status, answer = call(gatehouse.base, load.method, load.path, load.headers, load.body)
+    if status != 200 or not expect(answer):
+        raise SystemExit(f"{name}: the probe answered {status} {answer!r}; nothing measured")
+    ours = run_wrk(gatehouse.base, load, options.seconds, options.connections, workdir)
+    theirs = run_wrk(baseline.base, load, options.seconds, options.connections, workdir)
+    if ours.errors or theirs.errors:
+        raise SystemExit(f"{name}: {ours.errors} errors (baseline {theirs.errors})")
+    ratio = ours.requests_per_second / theirs.requests_per_second
+    return Row(name,
+               f"{fmt_rate(ours.requests_per_second)}, p50 {ours.p50_ms:.2f} ms, "
+               f"p99 {ours.p99_ms:.2f} ms",
+               fmt_rate(theirs.requests_per_second), ratio, f"≥ {target_ratio}",
+               ratio >= target_ratio)
+
+
+def login_scenario(gatehouse: Server, argon2_bin: Path, hashing: dict, options,
+                   workdir: Path) -> Row:
+    load = Load("POST", "/api/login", body={"username": DEVICE, "password": DEVICE_PASSWORD})
+    status, answer = call(gatehouse.base, load.method, load.path, load.headers, load.body)
+    if status != 200:
+        raise SystemExit(f"login: the probe answered {status} {answer!r}")
+    # More connections than hashing workers, fewer than the queue limit: the pool stays busy and
+    # no request may be refused.
+    ours = run_wrk(gatehouse.base, load, options.login_seconds, hashing["workers"] * 4, workdir)
+    if ours.errors:
+        raise SystemExit(f"login: {ours.errors} requests were refused or failed")
+    command = pinned([str(argon2_bin), "--threads", str(hashing["workers"]),
+                      "--memory-kib", str(hashing["memory_kib"]),
+                      "--iterations", str(hashing["iterations"]),
+                      "--parallelism", str(hashing["parallelism"]),
+                      "--seconds", str(options.login_seconds)], 0)
+    raw = json.loads(subprocess.run(command, capture_output=True, text=True,
+                                    check=True).stdout)["per_second"]
+    ratio = ours.requests_per_second / raw
+    return Row("password login (`POST /api/login`)",
+               f"{fmt_rate(ours.requests_per_second)}, p99 {ours.p99_ms:.0f} ms, 0 refused",
+               f"{fmt_rate(raw)} raw argon2id verifications ({hashing['workers']} threads)",
+               ratio, "≥ 0.85", ratio >= 0.85)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        memory = f", {kib / 1024 / 1024:.0f} GiB"
+    except (OSError, AttributeError):
+        pass
+    return (f"{cores()} cores ({model}){memory}, {platform.system()} {platform.release()}; "
+            f"server and baselines pinned to core 0, wrk to core 1" if cores() > 1 else
+            f"1 core ({model}){memory}; no pinning")
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| Scenario | Gatehouse | Baseline (same run) | Ratio | Target | Met |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        ratio = f"{row.ratio:.2f}" if row.ratio is not None else "—"
+        met = {True: "yes", False: "**no**", None: "—"}[row.met]
+        lines.append(f"| {row.scenario} | {row.measured} | {row.baseline} | {ratio} | "
+                     f"{row.target} | {met} |")
+    return "\n".join(lines)
+
+
+def write_benchmarks(rows: list[Row], options) -> None:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=ROOT).stdout.strip() or "unknown"
+    section = "\n".join([
+        BEGIN_MARK,
+        "## HTTP hot paths and login (`bench/run`)",
+        "",
+        f"Measured {datetime.date.today().isoformat()} at commit `{commit}` on {machine()}. "
+        f"wrk with {options.connections} keep-alive connections, {options.seconds:.0f} s per "
+        "run; release build.",
+        "",
+        table(rows),
+        END_MARK,
+    ])
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text()
+    if BEGIN_MARK in text and END_MARK in text:
+        start = text.index(BEGIN_MARK)
+        end = text.index(END_MARK) + len(END_MARK)
+        text = text[:start] + section + text[end:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke mode: debug build, one-second runs, nothing written")
+    parser.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", "target"))
+    options = parser.parse_args()
+    profile = "debug" if options.quick else "release"
+    options.seconds = 1.0 if options.quick else 10.0
+    options.login_seconds = 1.0 if options.quick else 10.0
+    options.connections = 16
+    target = Path(options.target_dir)
+    if not target.is_absolute():
+        target = ROOT / target
+    binaries = target / profile
+    hashing = {"workers": cores(), "memory_kib": 19 * 1024, "iterations": 2, "parallelism": 1}
+    if options.quick:
+        hashing.update(memory_kib=1024, iterations=1)
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="gatehouse-bench-") as scratch:
+        workdir = Path(scratch)
+        gatehouse = start_gatehouse(binaries / "gatehouse", workdir, hashing)
+        baseline = start_baseline(binaries / "bench-baseline", workdir)
+        try:
+            time.sleep(0.5)
+            idle_kib = gatehouse.rss_kib()
+            tokens = seed(gatehouse)
+            publish = {"username": DEVICE, "client_id": "bench-1", "mountpoint": "", "qos": 1,
+                       "topic": PUBLISH_TOPIC, "payload": "aGVsbG8=", "retain": False}
+            rows.append(http_scenario(
+                "broker publish check, VerneMQ `auth_on_publish` (100 permissions)",
+                gatehouse, baseline,
+                Load("POST", "/api/broker/vernemq", {"vernemq-hook": "auth_on_publish"}, publish),
+                lambda answer: isinstance(answer, dict) and answer.get("result") == "ok",
+                0.7, options, workdir))
+            acl = {"username": DEVICE, "clientid": "bench-1", "topic": PUBLISH_TOPIC, "acc": 2}
+            rows.append(http_scenario(
+                "broker publish check, go-auth `acl` (100 permissions)",
+                gatehouse, baseline, Load("POST", "/api/broker/http/acl", body=acl),
+                lambda answer: isinstance(answer, dict) and answer.get("ok") is True,
+                0.7, options, workdir))
+            rows.append(http_scenario(
+                "token-authenticated call, Connectware `GET /api/session`",
+                gatehouse, baseline,
+                Load("GET", "/api/session", {"authorization": f"Bearer {tokens['token']}"}),
+                lambda answer: isinstance(answer, dict) and answer.get("username") == DEVICE,
+                0.5, options, workdir))
+            rows.append(http_scenario(
+                "token-authenticated call, ThingsBoard `GET /api/auth/user`",
+                gatehouse, baseline,
+                Load("GET", "/api/auth/user", {"x-authorization": f"Bearer {tokens['pair']}"}),
+                lambda answer: isinstance(answer, dict) and bool(answer.get("id")),
+                0.5, options, workdir))
+            rows.append(login_scenario(gatehouse, binaries / "bench-argon2", hashing, options,
+                                       workdir))
+            loaded_kib = gatehouse.rss_kib()
+            rows.append(Row("resident memory, idle after start", f"{idle_kib / 1024:.1f} MiB",
+                            "—", None, "< 40 MiB", idle_kib < 40 * 1024))
+            rows.append(Row("resident memory after the runs above", f"{loaded_kib / 1024:.1f} MiB",
+                            "—", None, "—", None))
+        finally:
+            gatehouse.stop()
+            baseline.stop()
+            if gatehouse.process.returncode not in (0, -signal.SIGTERM, None):
+                print(gatehouse.log.read_text()[-4000:], file=sys.stderr)
+    print(table(rows))
+    if options.quick:
+        print("\n(--quick: debug build and one-second runs; the numbers mean nothing, "
+              "BENCHMARKS.md is left as it is)")
+    else:
+        write_benchmarks(rows, options)
+        print("\nwritten to BENCHMARKS.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
