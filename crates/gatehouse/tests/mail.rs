@@ -14,18 +14,6 @@ use gatehouse::mail::{mailer, MailSettings, MailTls, SmtpMailer};
 use gatehouse_core::error::CoreError;
 use gatehouse_core::mail::{Mail, Mailer};
 
-/// Settings for a plain-text SMTP server on the loopback port `port`.
-fn local_settings(port: u16) -> MailSettings {
-    MailSettings {
-        host: Some("127.0.0.1".to_owned()),
-        port: Some(port),
-        tls: MailTls::None,
-        from: "Gatehouse <gatehouse@example.com>".to_owned(),
-        timeout_secs: 5,
-        ..MailSettings::default()
-    }
-}
-
 /// A loopback port nothing listens on.
 fn closed_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free port");
@@ -43,7 +31,7 @@ fn mail(to: &str, text: &str) -> Mail {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_arrives_with_recipient_subject_and_decoded_body() {
     let server = SmtpServer::start();
-    let mailer = SmtpMailer::new(&local_settings(server.port())).expect("a mailer");
+    let mailer = SmtpMailer::new(&common::smtp::mail_settings(server.port())).expect("a mailer");
     assert!(mailer.is_configured());
 
     // Longer than a quoted-printable line, with `=` (encoded as `=3D`) and `?`, so the body is
@@ -87,7 +75,7 @@ async fn a_message_arrives_with_recipient_subject_and_decoded_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_messages_to_one_address_are_read_in_order() {
     let server = SmtpServer::start();
-    let mailer = SmtpMailer::new(&local_settings(server.port())).expect("a mailer");
+    let mailer = SmtpMailer::new(&common::smtp::mail_settings(server.port())).expect("a mailer");
     for n in 1..=2 {
         let mut message = mail("bob@example.com", &format!("link http://x.example/r/{n}."));
         message.subject = format!("mail {n}");
@@ -124,7 +112,7 @@ fn link_in_finds_the_first_matching_url() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_unavailable() {
-    let mailer = SmtpMailer::new(&local_settings(closed_port())).expect("a mailer");
+    let mailer = SmtpMailer::new(&common::smtp::mail_settings(closed_port())).expect("a mailer");
     let error = mailer
         .send(mail("alice@example.com", "body"))
         .await
@@ -159,7 +147,7 @@ async fn a_failed_send_is_logged_without_the_body() {
     // Current-thread runtime: the send runs on this thread, under this subscriber.
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let mailer = SmtpMailer::new(&local_settings(closed_port())).expect("a mailer");
+    let mailer = SmtpMailer::new(&common::smtp::mail_settings(closed_port())).expect("a mailer");
     let secret = "one-time-token-6f1c2d";
     let result = mailer
         .send(mail(
@@ -177,7 +165,7 @@ async fn a_failed_send_is_logged_without_the_body() {
 
 #[tokio::test]
 async fn an_invalid_recipient_is_invalid() {
-    let mailer = SmtpMailer::new(&local_settings(closed_port())).expect("a mailer");
+    let mailer = SmtpMailer::new(&common::smtp::mail_settings(closed_port())).expect("a mailer");
     for to in [
         "",
         "alice",

@@ -20,7 +20,7 @@ use common::{
     ADMIN_PASSWORD, TB_NULL_UUID,
 };
 use gatehouse::config::Settings;
-use gatehouse::mail::{MailSettings, MailTls};
+use gatehouse::mail::MailSettings;
 use gatehouse::signup::{AccountKind, CaptchaConfig, CaptchaVersion, MobileAppConfig};
 use gatehouse_core::clock::ManualClock;
 use gatehouse_core::ratelimit::RateLimit;
@@ -106,22 +106,10 @@ struct Env {
     captcha: CaptchaServer,
 }
 
-/// `[mail]` towards the local SMTP server.
-fn mail_settings(port: u16) -> MailSettings {
-    MailSettings {
-        host: Some("127.0.0.1".to_owned()),
-        port: Some(port),
-        tls: MailTls::None,
-        from: "Gatehouse <gatehouse@example.com>".to_owned(),
-        timeout_secs: 5,
-        ..MailSettings::default()
-    }
-}
-
 /// Sign-up on, v2 CAPTCHA checked at `verify_url`, mail to `smtp_port`; no per-address limit
 /// (every request of a test comes from 127.0.0.1; the rate-limit test sets its own).
 fn enable_signup(settings: &mut Settings, smtp_port: u16, verify_url: &str) {
-    settings.mail = mail_settings(smtp_port);
+    settings.mail = common::smtp::mail_settings(smtp_port);
     settings.signup.enabled = true;
     settings.signup.captcha = CaptchaConfig {
         version: CaptchaVersion::V2,
@@ -526,7 +514,7 @@ async fn enabling_needs_mail_and_captcha_keys(app: TestApp) {
         settings.signup.enabled = true;
         settings.signup.captcha.site_key = SITE_KEY.to_owned();
         settings.signup.captcha.secret_key = Some(SECRET.to_owned());
-        settings.mail = mail_settings(25);
+        settings.mail = common::smtp::mail_settings(25);
         adjust(&mut settings);
         async move {
             match gatehouse::startup::Application::build(&settings).await {
@@ -2791,7 +2779,7 @@ async fn customer_sign_ups_never_go_to_the_null_tenant(app: TestApp) {
     settings.signup.enabled = true;
     settings.signup.captcha.site_key = SITE_KEY.to_owned();
     settings.signup.captcha.secret_key = Some(SECRET.to_owned());
-    settings.mail = mail_settings(25);
+    settings.mail = common::smtp::mail_settings(25);
     settings.signup.account = AccountKind::Customer;
     settings.signup.tenant_id = Some(TB_NULL_UUID.parse().expect("a UUID"));
     match gatehouse::startup::Application::build(&settings).await {

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::smtp::{link_in, SmtpServer};
 use common::{assert_tb_error, assert_tb_shape, tb_id, tb_pair, TestApp, ADMIN_PASSWORD};
-use gatehouse::mail::{MailSettings, MailTls};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -26,17 +25,6 @@ both_engines!(
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn mail_settings(port: u16) -> MailSettings {
-    MailSettings {
-        host: Some("127.0.0.1".to_owned()),
-        port: Some(port),
-        tls: MailTls::None,
-        from: "Gatehouse <gatehouse@example.com>".to_owned(),
-        timeout_secs: 5,
-        ..MailSettings::default()
-    }
-}
-
 /// The app again, sending mail to `server`, with links under `public_url` when given.
 async fn with_mail(app: TestApp, server: &SmtpServer, public_url: Option<&str>) -> TestApp {
     let engine = app.engine;
@@ -46,7 +34,7 @@ async fn with_mail(app: TestApp, server: &SmtpServer, public_url: Option<&str>) 
     TestApp::spawn_with(
         engine,
         move |settings| {
-            settings.mail = mail_settings(port);
+            settings.mail = common::smtp::mail_settings(port);
             settings.http.public_url = public_url;
         },
         None,
@@ -477,7 +465,7 @@ async fn activation_mail_to_an_unreachable_server_creates_nothing(app: TestApp) 
     app.stop().await;
     let app = TestApp::spawn_with(
         engine,
-        move |settings| settings.mail = mail_settings(closed),
+        move |settings| settings.mail = common::smtp::mail_settings(closed),
         None,
     )
     .await;

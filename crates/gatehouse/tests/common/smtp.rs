@@ -270,3 +270,15 @@ fn read_mail(path: &Path) -> ReceivedMail {
         raw: String::from_utf8_lossy(&raw).into_owned(),
     }
 }
+
+/// `[mail]` towards a plain-text SMTP server on the loopback port `port`.
+pub fn mail_settings(port: u16) -> gatehouse::mail::MailSettings {
+    gatehouse::mail::MailSettings {
+        host: Some("127.0.0.1".to_owned()),
+        port: Some(port),
+        tls: gatehouse::mail::MailTls::None,
+        from: "Gatehouse <gatehouse@example.com>".to_owned(),
+        timeout_secs: 5,
+        ..gatehouse::mail::MailSettings::default()
+    }
+}
