@@ -133,9 +133,13 @@ def start_gatehouse(binary: Path, workdir: Path, hashing: dict,
     command = pinned([str(binary), "serve", "--listen", f"127.0.0.1:{port}",
                       "--data-dir", str(data)], 0)
     process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(base, "/healthz", process, log)
-    return Server("gatehouse", process, base, log)
+    server = Server("gatehouse", process, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_ready(server.base, "/healthz", process, log)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def start_baseline(binary: Path, workdir: Path) -> Server:
@@ -143,9 +147,13 @@ def start_baseline(binary: Path, workdir: Path) -> Server:
     log = workdir / "baseline.log"
     command = pinned([str(binary), "--listen", f"127.0.0.1:{port}"], 0)
     process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(base, "/ready", process, log)
-    return Server("baseline", process, base, log)
+    server = Server("baseline", process, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_ready(server.base, "/ready", process, log)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 # --------------------------------------------------------------------------------------------
@@ -496,7 +504,12 @@ def scale_scenarios(engine: str, binary: Path, hashing: dict, small_login: float
         database = f"gatehouse_bench_{os.getpid()}"
         psql(POSTGRES_URL, f'CREATE DATABASE "{database}"')
         database_url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + database
-    server = start_gatehouse(binary, scale_dir, hashing, database_url)
+    try:
+        server = start_gatehouse(binary, scale_dir, hashing, database_url)
+    except BaseException:
+        if database:
+            psql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        raise
     try:
         status, admin = call(server.base, "POST", "/api/login",
                              body={"username": "admin", "password": ADMIN_PASSWORD})
@@ -640,7 +653,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gatehouse-bench-") as scratch:
         workdir = Path(scratch)
         gatehouse = start_gatehouse(binaries / "gatehouse", workdir, hashing)
-        baseline = start_baseline(binaries / "bench-baseline", workdir)
+        try:
+            baseline = start_baseline(binaries / "bench-baseline", workdir)
+        except BaseException:
+            gatehouse.stop()
+            raise
         try:
             time.sleep(0.5)
             idle_kib = gatehouse.rss_kib()

@@ -407,6 +407,7 @@ pub async fn recaptcha_params(State(state): State<AppState>) -> TbResult<Json<Ca
     responses(
         (status = 200, description = "A new token pair", body = JwtPairOut),
         (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Not a ThingsBoard token pair (an API key or a Connectware token) (20)", body = ErrorBody),
     )
 )]
 pub async fn accept_privacy_policy(
