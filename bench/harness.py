@@ -608,7 +608,7 @@ def write_benchmarks(rows: list[Row], options) -> None:
                             text=True, cwd=ROOT).stdout.strip() or "unknown"
     section = "\n".join([
         BEGIN_MARK,
-        "## HTTP hot paths and login (`bench/run`)",
+        "## Hot paths, login, reconnect storm, scale and memory (`bench/run`)",
         "",
         f"Measured {datetime.date.today().isoformat()} at commit `{commit}` on {machine()}. "
         f"wrk with {options.connections} keep-alive connections, {options.seconds:.0f} s per "
