@@ -36,16 +36,18 @@ async fn delete_email_codes(tx: &mut Tx, user_id: &str) -> CoreResult<()> {
     Ok(())
 }
 
-/// The address of a user in any letter case, within a transaction.
+/// The rule of an address being taken: a user's email or login name equals `$1` in any letter
+/// case. Both comparisons have an index on the lower-cased column (migration 0006).
+const ADDRESS_MATCHES: &str = "LOWER(email) = LOWER($1) OR LOWER(username) = LOWER($1)";
+
+/// Whether an address is taken (see [`ADDRESS_MATCHES`]), within a transaction.
 async fn address_taken(tx: &mut Tx, address: &str) -> CoreResult<bool> {
-    let taken: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM users WHERE LOWER(email) = LOWER($1) OR LOWER(username) = LOWER($1) \
-         LIMIT 1",
-    )
-    .bind(address)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    let sql = format!("SELECT id FROM users WHERE {ADDRESS_MATCHES} LIMIT 1");
+    let taken: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(address)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
     Ok(taken.is_some())
 }
 
@@ -114,10 +116,8 @@ impl SqlStore {
 
     /// See `Store::user_by_address_any_case`.
     pub(crate) async fn select_user_by_address(&self, address: &str) -> CoreResult<Option<User>> {
-        // Both comparisons have an index on the lower-cased column (migration 0006).
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE LOWER(email) = LOWER($1) \
-             OR LOWER(username) = LOWER($1) \
+            "SELECT {USER_COLUMNS} FROM users WHERE {ADDRESS_MATCHES} \
              ORDER BY CASE WHEN email = $1 THEN 0 WHEN username = $1 THEN 1 ELSE 2 END, id LIMIT 1"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
