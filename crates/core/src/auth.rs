@@ -38,13 +38,91 @@ pub struct Principal {
     pub session: Option<Session>,
     /// The API key it authenticated with, if any.
     pub api_key_id: Option<Uuid>,
-    /// The permissions of all its roles, as stored (with ids).
-    pub permissions: Vec<Permission>,
+    /// The permissions of all its roles, as stored (with ids); shared, so that a clone copies
+    /// none of them.
+    pub permissions: std::sync::Arc<[Permission]>,
     /// The same permissions compiled for checks.
     pub permission_set: PermissionSet,
     /// A signed-up account that has not accepted the privacy policy yet (while acceptance is
     /// required): the dialects let it call only the sign-up endpoints.
     pub privacy_policy_pending: bool,
+}
+
+/// A verified token presented for authentication, with what its session must satisfy.
+struct PresentedToken<'a> {
+    token: &'a str,
+    subject: TokenSubject,
+    kind: SessionKind,
+    allow_enrolment: bool,
+    now: i64,
+}
+
+impl PresentedToken<'_> {
+    /// Whether `session` admits this token: the same user, the token's kind (or an enrolment
+    /// session where enrolment tokens are allowed), not expired, and for a Connectware token
+    /// its exact token.
+    fn admits(&self, session: &Session) -> bool {
+        // A token session is bound to exactly its token (defence in depth should the signing
+        // key leak); both are SHA-256 hex digests, compared in constant time. Pair sessions
+        // are bound to their refresh token; their access tokens live while the session does.
+        let fingerprint_matches = self.kind == SessionKind::Pair
+            || bool::from(subtle::ConstantTimeEq::ct_eq(
+                digest_hex(self.token).as_bytes(),
+                session.fingerprint.as_bytes(),
+            ));
+        let kind_matches = session.kind == self.kind
+            || (self.allow_enrolment
+                && self.kind == SessionKind::Token
+                && session.kind == SessionKind::Enrolment);
+        session.user_id == self.subject.user_id
+            && kind_matches
+            && session.expires_at > self.now
+            && fingerprint_matches
+    }
+}
+
+/// Sessions cached at most; beyond it the cache is emptied (bounds memory: an entry holds
+/// the user and its permissions).
+const MAX_CACHED_SESSIONS: usize = 10_000;
+
+/// The principals of token sessions, by session id, each with the generations of identity
+/// data and sessions it was loaded under (see [`crate::changes`]): a warm token check reads
+/// no database. Any change of identity data or any revocation, here or in another process,
+/// makes every entry stale.
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    entries: std::sync::RwLock<std::collections::HashMap<Uuid, CachedSession>>,
+}
+
+/// A session's principal and the generations (identity, sessions) it was loaded under.
+struct CachedSession {
+    loaded_under: (u64, u64),
+    principal: Principal,
+}
+
+impl TokenCache {
+    /// The principal cached for `session_id`, if it was loaded under `generations`.
+    fn get(&self, session_id: Uuid, generations: (u64, u64)) -> Option<Principal> {
+        let entries = self.entries.read().ok()?;
+        let cached = entries.get(&session_id)?;
+        (cached.loaded_under == generations).then(|| cached.principal.clone())
+    }
+
+    /// Remembers `principal` for `session_id`, loaded under `generations`.
+    fn put(&self, session_id: Uuid, generations: (u64, u64), principal: Principal) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= MAX_CACHED_SESSIONS {
+                entries.clear();
+            }
+            entries.insert(
+                session_id,
+                CachedSession {
+                    loaded_under: generations,
+                    principal,
+                },
+            );
+        }
+    }
 }
 
 /// A successful login.
@@ -386,34 +464,51 @@ impl Gatehouse {
             Ok(subject) => (subject, SessionKind::Token),
             Err(_) => (self.verify_pair_access(token, now)?, SessionKind::Pair),
         };
+        let presented = PresentedToken {
+            token,
+            subject,
+            kind,
+            allow_enrolment,
+            now,
+        };
+        // Read before the database, so that a change racing with the load leaves a stale
+        // entry behind, never a fresh-looking one.
+        let generations = (
+            self.generations.identity.current(),
+            self.generations.sessions.current(),
+        );
+        let caching = self.settings.broker.caching();
+        let cached = caching
+            .then(|| self.token_cache.get(subject.session_id, generations))
+            .flatten();
+        if let Some(principal) = cached {
+            // A cached session that fails a check (expired as cached, promoted or rotated
+            // since) is asked of the database again: only the database may refuse.
+            if principal
+                .session
+                .as_ref()
+                .is_some_and(|s| presented.admits(s))
+            {
+                return Ok(principal);
+            }
+        }
         let session = self
             .store
             .session(subject.session_id)
             .await?
             .ok_or(REJECTED)?;
-        // A token session is bound to exactly its token (defence in depth should the signing
-        // key leak); both are SHA-256 hex digests, compared in constant time. Pair sessions
-        // are bound to their refresh token; their access tokens live while the session does.
-        let fingerprint_matches = kind == SessionKind::Pair
-            || bool::from(subtle::ConstantTimeEq::ct_eq(
-                digest_hex(token).as_bytes(),
-                session.fingerprint.as_bytes(),
-            ));
-        let kind_matches = session.kind == kind
-            || (allow_enrolment
-                && kind == SessionKind::Token
-                && session.kind == SessionKind::Enrolment);
-        if session.user_id != subject.user_id
-            || !kind_matches
-            || session.expires_at <= now
-            || !fingerprint_matches
-        {
+        if !presented.admits(&session) {
             return Err(REJECTED);
         }
         // A user disabled by an administrator has no sessions left; a locked user keeps its
         // live sessions (a lockout stops password guessing), but cannot refresh them.
         let user = self.store.user(subject.user_id).await?.ok_or(REJECTED)?;
-        self.principal(user, Some(session), None).await
+        let principal = self.principal(user, Some(session), None).await?;
+        if caching {
+            self.token_cache
+                .put(subject.session_id, generations, principal.clone());
+        }
+        Ok(principal)
     }
 
     /// Assembles a principal with the user's permissions.
@@ -430,7 +525,7 @@ impl Gatehouse {
             user,
             session,
             api_key_id,
-            permissions,
+            permissions: permissions.into(),
             permission_set,
             privacy_policy_pending,
         })

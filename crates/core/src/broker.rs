@@ -3,9 +3,9 @@
 //! amqtt, RabbitMQ) calls these operations, so they are the product's hottest path:
 //!
 //! - a user's MQTT permissions are compiled once into an [`MqttPrincipal`] and cached in memory
-//!   by username; the cache drops an entry when identity data changed in this process (see
-//!   [`crate::changes`]) or when it is older than `broker.cache_ttl_secs` (changes made on
-//!   other replicas);
+//!   by username; the cache drops an entry when identity data changed, in this process or in
+//!   another one on the same database (see [`crate::changes`]), and not otherwise: a
+//!   reconnect storm is served from memory;
 //! - a verified username/password pair is remembered under a keyed hash (HMAC-SHA-256 with a
 //!   per-process random key; never the password) for `broker.credential_cache_secs`, so that a
 //!   reconnect storm does not re-run argon2 for every device; any identity change forgets them.
@@ -35,11 +35,20 @@ const MAX_CACHE_ENTRIES: usize = 100_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerSettings {
-    /// Seconds a compiled principal is used before it is loaded again (bounds how long a change
-    /// made on another replica takes to apply here).
+    /// Seconds between two readings of the database's change counters (bounds how long a
+    /// change made by another process, such as another replica, takes to reach this one's
+    /// caches), and the `max-age` VerneMQ may cache allowed checks for.
     pub cache_ttl_secs: u64,
     /// Seconds a verified username/password pair is remembered (0 turns the cache off).
     pub credential_cache_secs: u64,
+}
+
+impl BrokerSettings {
+    /// Whether the hot-path caches are used at all (`cache_ttl_secs = 0` reads the database
+    /// for every check).
+    pub fn caching(&self) -> bool {
+        self.cache_ttl_secs > 0
+    }
 }
 
 impl Default for BrokerSettings {
@@ -206,11 +215,11 @@ pub struct MqttLogin {
     pub expire_at: Option<i64>,
 }
 
-/// A cache entry: the principal (or the knowledge that there is none) and when it was loaded.
+/// A cache entry: the principal (or the knowledge that there is none) and the generation of
+/// identity data it was loaded under.
 struct CachedPrincipal {
     principal: Option<Arc<MqttPrincipal>>,
     generation: u64,
-    loaded_at: i64,
 }
 
 /// The in-memory caches of the broker hot path.
@@ -255,17 +264,18 @@ impl Gatehouse {
     /// or malformed username.
     pub async fn mqtt_principal(&self, username: &str) -> CoreResult<Option<Arc<MqttPrincipal>>> {
         let generation = self.identity_generation();
-        let now = self.clock.now_millis();
-        let ttl = i64::try_from(self.settings.broker.cache_ttl_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX);
+        let caching = self.settings.broker.caching();
         if let Ok(cache) = self.broker.principals.read() {
-            if let Some(found) = cache.get(username) {
-                if found.generation == generation && now - found.loaded_at < ttl {
+            if let Some(found) = cache.get(username).filter(|_| caching) {
+                if found.generation == generation {
                     return Ok(found.principal.clone());
                 }
             }
         }
         let loaded = self.load_mqtt_principal(username).await?;
+        if !caching {
+            return Ok(loaded);
+        }
         if let Ok(mut cache) = self.broker.principals.write() {
             if cache.len() >= MAX_CACHE_ENTRIES {
                 cache.clear();
@@ -275,7 +285,6 @@ impl Gatehouse {
                 CachedPrincipal {
                     principal: loaded.clone(),
                     generation,
-                    loaded_at: now,
                 },
             );
         }

@@ -1,12 +1,21 @@
-//! Change notification for the hot-path caches: every write of identity data (users,
-//! credentials, roles, permissions, role memberships, certificates) bumps one generation
-//! counter, and the caches (compiled MQTT principals, verified broker credentials) drop what
-//! they loaded under an older generation. [`NotifyingStore`] wraps the real store, so no write
-//! can forget to notify: every method of the [`Store`] trait is listed there, each saying
-//! whether it changes identity data.
+//! Change notification for the hot-path caches. Two kinds of cached data change:
 //!
-//! Scope: one process. Other replicas see a change once their cache entries reach their
-//! time-to-live (`broker.cache_ttl_secs`).
+//! - **identity data** (users, credentials, roles, permissions, role memberships, certificates,
+//!   sign-up states): compiled MQTT principals, verified broker credentials and the principals
+//!   of token sessions are built from it;
+//! - **sessions**: the token cache remembers that a session exists, so a revocation must reach
+//!   it.
+//!
+//! Every write of either kind counts up a [`Generation`] in this process and a counter in the
+//! database ([`Store::count_change`]). [`NotifyingStore`] wraps the real store, so no write can
+//! forget to notify: every method of the [`Store`] trait is listed there, each saying whether
+//! it changes cached data. Caches drop what they loaded under an older generation.
+//!
+//! Other processes on the same database (replicas, `gatehouse restore`) learn of a change
+//! through the database's counters: a [`ChangeFollower`] polls them (every
+//! `broker.cache_ttl_secs`) and counts up the local generation of each kind whose counter
+//! moved. Cache entries therefore need no time-to-live: a reconnect storm is served from memory
+//! for as long as nothing changes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,51 +40,170 @@ use crate::store::{
     TrustedCertificate, UserQuery, UserUpdate,
 };
 
-/// The generation of identity data in this process.
-#[derive(Debug, Clone, Default)]
-pub struct IdentityGeneration(Arc<AtomicU64>);
+/// Which kind of cached data a change concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeFeed {
+    /// Users, credentials, roles, permissions, memberships, certificates, sign-up states.
+    Identity,
+    /// Revoked sessions.
+    Sessions,
+}
 
-impl IdentityGeneration {
+impl ChangeFeed {
+    /// The feed's name in the database's `change_counters` table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Identity => "identity",
+            Self::Sessions => "sessions",
+        }
+    }
+}
+
+/// The change counters as stored in the database (see [`Store::change_counters`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangeCounters {
+    /// Changes of identity data.
+    pub identity: i64,
+    /// Session revocations.
+    pub sessions: i64,
+}
+
+/// A generation counter of one kind of cached data in this process.
+#[derive(Debug, Clone, Default)]
+pub struct Generation(Arc<AtomicU64>);
+
+impl Generation {
     /// The current generation.
     pub fn current(&self) -> u64 {
         self.0.load(Ordering::Acquire)
     }
 
-    /// Marks identity data as changed.
+    /// Marks the data as changed.
     pub fn bump(&self) {
         self.0.fetch_add(1, Ordering::AcqRel);
     }
 }
 
-/// A [`Store`] that forwards every call to the real store and bumps an [`IdentityGeneration`]
-/// after each successful write of identity data (users, credentials, passwords, roles,
-/// permissions, role memberships, certificates), so that caches keyed on the generation never
-/// serve data from before the write. Sessions, settings, credential tokens and API keys do not
-/// bump it: they are not cached.
+/// The generations the hot-path caches check; a clone shares the counters.
+#[derive(Debug, Clone, Default)]
+pub struct CacheGenerations {
+    /// Identity data.
+    pub identity: Generation,
+    /// Sessions.
+    pub sessions: Generation,
+}
+
+impl CacheGenerations {
+    /// The generation of `feed`.
+    pub fn of(&self, feed: ChangeFeed) -> &Generation {
+        match feed {
+            ChangeFeed::Identity => &self.identity,
+            ChangeFeed::Sessions => &self.sessions,
+        }
+    }
+
+    /// Marks everything as changed (after a restore).
+    pub fn bump_all(&self) {
+        self.identity.bump();
+        self.sessions.bump();
+    }
+}
+
+/// Follows the database's change counters for this process: each [`ChangeFollower::poll`]
+/// counts up the local generation of every feed whose counter moved since the last poll, so
+/// that changes made by other processes reach this one's caches.
+pub struct ChangeFollower {
+    store: Arc<dyn Store>,
+    generations: CacheGenerations,
+    seen: Option<ChangeCounters>,
+}
+
+impl ChangeFollower {
+    /// Follows the counters of `store` into `generations`.
+    pub fn new(store: Arc<dyn Store>, generations: CacheGenerations) -> Self {
+        Self {
+            store,
+            generations,
+            seen: None,
+        }
+    }
+
+    /// Reads the counters once and bumps the generation of each feed whose counter differs
+    /// from the last reading (a restore may set a counter to any value, so any difference
+    /// counts). The first reading bumps every feed: whatever was cached before it may predate
+    /// changes made elsewhere.
+    ///
+    /// When the counters cannot be read, every feed is bumped (the caches then ask the
+    /// database, which stays right, until a reading succeeds) and the error is returned.
+    pub async fn poll(&mut self) -> CoreResult<()> {
+        let now = match self.store.change_counters().await {
+            Ok(now) => now,
+            Err(error) => {
+                self.seen = None;
+                self.generations.bump_all();
+                return Err(error);
+            }
+        };
+        let seen = self.seen.replace(now);
+        for feed in [ChangeFeed::Identity, ChangeFeed::Sessions] {
+            let moved = match (seen, feed) {
+                (None, _) => true,
+                (Some(seen), ChangeFeed::Identity) => seen.identity != now.identity,
+                (Some(seen), ChangeFeed::Sessions) => seen.sessions != now.sessions,
+            };
+            if moved {
+                self.generations.of(feed).bump();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A [`Store`] that forwards every call to the real store and, after each successful write
+/// of cached data, counts up the generation of its [`ChangeFeed`] here and in the database, so
+/// that caches never serve data from before the write. Settings, credential tokens, API keys,
+/// MFA factors and new sessions do not count: they are not cached.
 pub struct NotifyingStore {
     inner: Arc<dyn Store>,
-    generation: IdentityGeneration,
+    generations: CacheGenerations,
 }
 
 impl NotifyingStore {
-    /// Wraps `inner`; writes of identity data through the wrapper bump `generation` (a clone
-    /// shares its counter, so the caller keeps one to read).
-    pub fn new(inner: Arc<dyn Store>, generation: IdentityGeneration) -> Self {
-        Self { inner, generation }
+    /// Wraps `inner`; writes through the wrapper bump `generations` (a clone shares its
+    /// counters, so the caller keeps one to read).
+    pub fn new(inner: Arc<dyn Store>, generations: CacheGenerations) -> Self {
+        Self { inner, generations }
     }
 
-    /// Bumps after a write that succeeded.
-    fn written(&self, result: CoreResult<()>) -> CoreResult<()> {
+    /// Announces a change of `feed`: here at once, then to the other processes through the
+    /// database. Should the database refuse the count, the write stands but the error is
+    /// returned, so that the caller does not report a success other replicas may not see.
+    async fn announce(&self, feed: ChangeFeed) -> CoreResult<()> {
+        self.generations.of(feed).bump();
+        self.inner.count_change(feed).await
+    }
+
+    /// Announces a change of identity data after a write that succeeded.
+    async fn written(&self, result: CoreResult<()>) -> CoreResult<()> {
         if result.is_ok() {
-            self.generation.bump();
+            self.announce(ChangeFeed::Identity).await?;
         }
         result
     }
 
-    /// Bumps after a write that reports it changed something.
-    fn changed(&self, result: CoreResult<bool>) -> CoreResult<bool> {
+    /// Announces a change of identity data after a write that reports it changed something.
+    async fn changed(&self, result: CoreResult<bool>) -> CoreResult<bool> {
         if matches!(result, Ok(true)) {
-            self.generation.bump();
+            self.announce(ChangeFeed::Identity).await?;
+        }
+        result
+    }
+
+    /// Announces a change of identity data after a write that reports how many rows it
+    /// removed, when it removed any.
+    async fn removed(&self, result: CoreResult<u64>) -> CoreResult<u64> {
+        if matches!(result, Ok(removed) if removed > 0) {
+            self.announce(ChangeFeed::Identity).await?;
         }
         result
     }
@@ -87,47 +215,47 @@ impl Store for NotifyingStore {
 
     async fn insert_users(&self, users: Vec<NewUser>) -> CoreResult<()> {
         let result = self.inner.insert_users(users).await;
-        self.written(result)
+        self.written(result).await
     }
 
     async fn update_user(&self, id: Uuid, update: UserUpdate) -> CoreResult<()> {
         let result = self.inner.update_user(id, update).await;
-        self.written(result)
+        self.written(result).await
     }
 
     async fn delete_user(&self, id: Uuid) -> CoreResult<bool> {
         let result = self.inner.delete_user(id).await;
-        self.changed(result)
+        self.changed(result).await
     }
 
     async fn update_profile(&self, user: &User) -> CoreResult<()> {
         let result = self.inner.update_profile(user).await;
-        self.written(result)
+        self.written(result).await
     }
 
     async fn set_credentials_enabled(&self, user_id: Uuid, enabled: bool) -> CoreResult<bool> {
         let result = self.inner.set_credentials_enabled(user_id, enabled).await;
-        self.changed(result)
+        self.changed(result).await
     }
 
     async fn lock_credentials(&self, user_id: Uuid) -> CoreResult<bool> {
         let result = self.inner.lock_credentials(user_id).await;
-        self.changed(result)
+        self.changed(result).await
     }
 
     async fn set_password(&self, change: PasswordChange) -> CoreResult<()> {
         let result = self.inner.set_password(change).await;
-        self.written(result)
+        self.written(result).await
     }
 
     async fn add_user_role(&self, user_id: Uuid, role_id: Uuid) -> CoreResult<()> {
         let result = self.inner.add_user_role(user_id, role_id).await;
-        self.written(result)
+        self.written(result).await
     }
 
     async fn remove_user_role(&self, user_id: Uuid, role_id: Uuid) -> CoreResult<bool> {
         let result = self.inner.remove_user_role(user_id, role_id).await;
-        self.changed(result)
+        self.changed(result).await
     }
 
     async fn add_certificate(
@@ -136,48 +264,48 @@ impl Store for NotifyingStore {
         certificate: BoundCertificate,
     ) -> CoreResult<()> {
         let result = self.inner.add_certificate(user_id, certificate).await;
-        self.written(result)
+        self.written(result).await
     }
 
     async fn remove_certificate(&self, user_id: Uuid, fingerprint: &str) -> CoreResult<bool> {
         let result = self.inner.remove_certificate(user_id, fingerprint).await;
-        self.changed(result)
+        self.changed(result).await
     }
 
     async fn insert_role(&self, role: Role) -> CoreResult<()> {
         let result = self.inner.insert_role(role).await;
-        self.written(result)
+        self.written(result).await
     }
 
     async fn update_role(&self, role: Role, replace_permissions: bool) -> CoreResult<()> {
         let result = self.inner.update_role(role, replace_permissions).await;
-        self.written(result)
+        self.written(result).await
     }
 
     async fn delete_role(&self, id: Uuid) -> CoreResult<bool> {
         let result = self.inner.delete_role(id).await;
-        self.changed(result)
+        self.changed(result).await
     }
 
     async fn insert_permission(&self, role_id: Uuid, permission: Permission) -> CoreResult<()> {
         let result = self.inner.insert_permission(role_id, permission).await;
-        self.written(result)
+        self.written(result).await
     }
 
     async fn update_permission(&self, role_id: Uuid, permission: Permission) -> CoreResult<bool> {
         let result = self.inner.update_permission(role_id, permission).await;
-        self.changed(result)
+        self.changed(result).await
     }
 
     async fn delete_permission(&self, role_id: Uuid, permission_id: Uuid) -> CoreResult<bool> {
         let result = self.inner.delete_permission(role_id, permission_id).await;
-        self.changed(result)
+        self.changed(result).await
     }
 
     // --- everything else forwards unchanged: reads, failed-attempt counting, credential
-    // tokens, API keys, MFA factors (none of them cached: the broker hot path authenticates
-    // with passwords, certificates and tokens, never with a second factor), sessions and
-    // settings
+    // tokens, API keys, MFA codes and attempts (none of them cached), settings, and
+    // sessions except their revocation (a new session is not cached yet; a rotated or promoted
+    // one fails the cached checks, which then ask the database)
 
     async fn user(&self, id: Uuid) -> CoreResult<Option<User>> {
         self.inner.user(id).await
@@ -318,7 +446,12 @@ impl Store for NotifyingStore {
     }
 
     async fn revoke_sessions(&self, user_id: Uuid, key: Option<&str>) -> CoreResult<u64> {
-        self.inner.revoke_sessions(user_id, key).await
+        // The token cache remembers live sessions; a revocation must reach it everywhere.
+        let result = self.inner.revoke_sessions(user_id, key).await;
+        if matches!(result, Ok(revoked) if revoked > 0) {
+            self.announce(ChangeFeed::Sessions).await?;
+        }
+        result
     }
 
     async fn promote_session(
@@ -339,9 +472,12 @@ impl Store for NotifyingStore {
         factor: MfaFactor,
         backup_code_digests: Option<Vec<String>>,
     ) -> CoreResult<()> {
-        self.inner
+        // The user's `mfa_enrolled` flag follows its factors, and cached principals hold it.
+        let result = self
+            .inner
             .save_mfa_factor(factor, backup_code_digests)
-            .await
+            .await;
+        self.written(result).await
     }
 
     async fn delete_mfa_factors(
@@ -349,7 +485,8 @@ impl Store for NotifyingStore {
         user_id: Uuid,
         providers: &[MfaProvider],
     ) -> CoreResult<u64> {
-        self.inner.delete_mfa_factors(user_id, providers).await
+        let result = self.inner.delete_mfa_factors(user_id, providers).await;
+        self.removed(result).await
     }
 
     async fn accept_totp_step(&self, user_id: Uuid, step: u64) -> CoreResult<bool> {
@@ -410,7 +547,7 @@ impl Store for NotifyingStore {
         max_pending: u64,
     ) -> CoreResult<()> {
         let result = self.inner.insert_signup(user, record, max_pending).await;
-        self.written(result)
+        self.written(result).await
     }
 
     async fn activate_signup(&self, user_id: Uuid, now: i64) -> CoreResult<()> {
@@ -436,7 +573,7 @@ impl Store for NotifyingStore {
             .inner
             .renew_pending_signup(user_id, password_hash, profile, now)
             .await;
-        self.written(result)
+        self.written(result).await
     }
 
     async fn verify_signup_email(
@@ -446,7 +583,7 @@ impl Store for NotifyingStore {
     ) -> CoreResult<Result<Uuid, crate::error::Rejection>> {
         let result = self.inner.verify_signup_email(digest, now).await;
         if matches!(result, Ok(Ok(_))) {
-            self.generation.bump();
+            self.announce(ChangeFeed::Identity).await?;
         }
         result
     }
@@ -454,7 +591,7 @@ impl Store for NotifyingStore {
     async fn accept_privacy_policy(&self, user_id: Uuid, now: i64) -> CoreResult<()> {
         // Broker caches hold whether a user may connect, which the acceptance changes.
         let result = self.inner.accept_privacy_policy(user_id, now).await;
-        self.written(result)
+        self.written(result).await
     }
 
     async fn count_unverified_signups(&self) -> CoreResult<u64> {
@@ -466,18 +603,12 @@ impl Store for NotifyingStore {
             .inner
             .purge_unverified_signups(created_before, limit)
             .await;
-        if matches!(result, Ok(purged) if purged > 0) {
-            self.generation.bump();
-        }
-        result
+        self.removed(result).await
     }
 
     async fn delete_tenancy(&self, scope: crate::signup::DeletionScope) -> CoreResult<u64> {
         let result = self.inner.delete_tenancy(scope).await;
-        if matches!(result, Ok(deleted) if deleted > 0) {
-            self.generation.bump();
-        }
-        result
+        self.removed(result).await
     }
 
     async fn insert_registration(&self, registration: Registration) -> CoreResult<()> {
@@ -506,7 +637,7 @@ impl Store for NotifyingStore {
             .inner
             .grant_registration(username, user, certificate)
             .await;
-        self.changed(result)
+        self.changed(result).await
     }
 
     // OAuth2 clients, templates and domains: configuration, not identity data.
@@ -664,6 +795,14 @@ impl Store for NotifyingStore {
     async fn setting_or_insert(&self, key: &str, value: &str) -> CoreResult<String> {
         self.inner.setting_or_insert(key, value).await
     }
+
+    async fn count_change(&self, feed: ChangeFeed) -> CoreResult<()> {
+        self.inner.count_change(feed).await
+    }
+
+    async fn change_counters(&self) -> CoreResult<ChangeCounters> {
+        self.inner.change_counters().await
+    }
 }
 
 #[cfg(test)]
@@ -672,7 +811,7 @@ mod tests {
 
     #[test]
     fn bump_advances_the_generation() {
-        let generation = IdentityGeneration::default();
+        let generation = Generation::default();
         assert_eq!(generation.current(), 0);
         generation.bump();
         generation.bump();
@@ -681,7 +820,7 @@ mod tests {
 
     #[test]
     fn clones_share_the_counter() {
-        let generation = IdentityGeneration::default();
+        let generation = Generation::default();
         let clone = generation.clone();
         clone.bump();
         assert_eq!(generation.current(), 1);

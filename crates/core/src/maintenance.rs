@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use crate::changes::IdentityGeneration;
+use crate::changes::CacheGenerations;
 use crate::clock::{format_millis, Clock};
 use crate::error::{CoreError, CoreResult};
 
@@ -128,7 +128,7 @@ pub struct Maintenance {
     keep: usize,
     passphrase: Option<SecretString>,
     clock: Arc<dyn Clock>,
-    identity: IdentityGeneration,
+    generations: CacheGenerations,
     status: Arc<Mutex<MaintenanceStatus>>,
 }
 
@@ -144,14 +144,14 @@ impl std::fmt::Debug for Maintenance {
 impl Maintenance {
     /// Keeps archives in `directory` (created when needed), the newest `keep` of them (at least
     /// one), encrypted with `passphrase` when one is given (which also opens encrypted uploads).
-    /// `identity` is the core's generation, bumped after a restore so caches reload.
+    /// `generations` are the core's cache generations, bumped after a restore so caches reload.
     pub fn new(
         archiver: Arc<dyn DatabaseArchiver>,
         directory: PathBuf,
         keep: usize,
         passphrase: Option<SecretString>,
         clock: Arc<dyn Clock>,
-        identity: IdentityGeneration,
+        generations: CacheGenerations,
     ) -> Self {
         Self {
             archiver,
@@ -159,7 +159,7 @@ impl Maintenance {
             keep: keep.max(1),
             passphrase,
             clock,
-            identity,
+            generations,
             status: Arc::new(Mutex::new(MaintenanceStatus::default())),
         }
     }
@@ -247,7 +247,7 @@ impl Maintenance {
             let outcome = this.archiver.restore(&archive).await;
             drop(archive);
             if outcome.is_ok() {
-                this.identity.bump();
+                this.generations.bump_all();
             }
             this.finish(
                 Operation::Restore,
@@ -684,7 +684,7 @@ mod tests {
             3,
             None,
             Arc::new(crate::clock::SystemClock),
-            IdentityGeneration::default(),
+            CacheGenerations::default(),
         );
         maintenance.sweep_leftovers();
         let mut left: Vec<String> = std::fs::read_dir(directory.path())
@@ -725,7 +725,7 @@ mod tests {
             3,
             None,
             Arc::new(crate::clock::SystemClock),
-            IdentityGeneration::default(),
+            CacheGenerations::default(),
         );
         assert_eq!(
             maintenance

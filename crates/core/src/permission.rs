@@ -147,10 +147,11 @@ pub struct Permission {
     pub grant: Grant,
 }
 
-/// The compiled permissions of a principal, ready for the hot path.
+/// The compiled permissions of a principal, ready for the hot path. Shared: a clone (one per
+/// token check served from the cache) copies no grant.
 #[derive(Debug, Clone, Default)]
 pub struct PermissionSet {
-    grants: Vec<Grant>,
+    grants: std::sync::Arc<[Grant]>,
 }
 
 impl PermissionSet {

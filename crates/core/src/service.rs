@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::changes::{IdentityGeneration, NotifyingStore};
+use crate::changes::{CacheGenerations, ChangeFollower, NotifyingStore};
 use crate::clock::Clock;
 use crate::error::{CoreError, CoreResult};
 use crate::hashing::PasswordHasher;
@@ -162,8 +162,10 @@ pub struct Gatehouse {
     pub(crate) login_limits: Arc<LoginLimits>,
     pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) broker: Arc<crate::broker::BrokerCaches>,
+    pub(crate) token_cache: Arc<crate::auth::TokenCache>,
+    pub(crate) user_counts: Arc<crate::users::UserCounts>,
     pub(crate) public_url: String,
-    pub(crate) identity: IdentityGeneration,
+    pub(crate) generations: CacheGenerations,
     pub(crate) sealing: SealingKey,
     pub(crate) sms: Arc<dyn SmsSender>,
     pub(crate) mfa_limits: Arc<MfaLimits>,
@@ -217,14 +219,14 @@ impl Gatehouse {
             ),
             registry: RateLimiter::new(settings.registry.per_address, clock.clone()),
         });
-        let identity = IdentityGeneration::default();
+        let generations = CacheGenerations::default();
         let signup = Arc::new(crate::signup::Signup::new(
             crate::signup::SignupSettings::default(),
             Arc::new(crate::signup::NoCaptcha),
             clock.clone(),
         ));
         Self {
-            store: Arc::new(NotifyingStore::new(store, identity.clone())),
+            store: Arc::new(NotifyingStore::new(store, generations.clone())),
             hasher,
             keys,
             clock,
@@ -232,8 +234,10 @@ impl Gatehouse {
             login_limits,
             mailer: Arc::new(NoMailer),
             broker: Arc::new(crate::broker::BrokerCaches::new()),
+            token_cache: Arc::default(),
+            user_counts: Arc::default(),
             public_url: "http://127.0.0.1:8080".to_owned(),
-            identity,
+            generations,
             sealing,
             sms: Arc::new(NoSmsSender),
             mfa_limits: Arc::new(MfaLimits::default()),
@@ -260,7 +264,7 @@ impl Gatehouse {
             keep,
             passphrase,
             self.clock.clone(),
-            self.identity.clone(),
+            self.generations.clone(),
         ));
         self
     }
@@ -302,7 +306,13 @@ impl Gatehouse {
     /// The current generation of identity data: it changes after every write of users,
     /// credentials, roles, permissions or certificates (for caches and tests).
     pub fn identity_generation(&self) -> u64 {
-        self.identity.current()
+        self.generations.identity.current()
+    }
+
+    /// A follower of the database's change counters for this process's caches: the server
+    /// polls it (see [`crate::changes`]) so that changes made by other processes reach them.
+    pub fn change_follower(&self) -> ChangeFollower {
+        ChangeFollower::new(self.store.clone(), self.generations.clone())
     }
 
     /// Now, in Unix milliseconds, from the injected clock.

@@ -32,6 +32,9 @@ pub struct UserQuery {
     pub offset: u64,
     /// Rows to return at most.
     pub limit: u64,
+    /// The number of users matching the filters, when the caller knows it (the core caches
+    /// it): the store then reads only the page.
+    pub known_total: Option<u64>,
 }
 
 /// Which roles to list.
@@ -184,7 +187,8 @@ pub trait Store: Send + Sync + 'static {
     async fn credentials_by_email(&self, email: &str) -> CoreResult<Option<UserCredentials>>;
     /// One user with its password hash, by id.
     async fn credentials(&self, id: Uuid) -> CoreResult<Option<UserCredentials>>;
-    /// A page of users ordered by username, and the total count matching the query.
+    /// A page of users ordered by username, and the total count matching the query (the
+    /// query's `known_total` when it has one).
     async fn users(&self, query: &UserQuery) -> CoreResult<(Vec<User>, u64)>;
     /// Applies changes to an existing user; `NotFound` if it does not exist.
     async fn update_user(&self, id: Uuid, update: UserUpdate) -> CoreResult<()>;
@@ -552,4 +556,11 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `value` under `key` unless a value exists; returns the stored value either way,
     /// so replicas racing at first start agree on one.
     async fn setting_or_insert(&self, key: &str, value: &str) -> CoreResult<String>;
+
+    // --- the change feed of the hot-path caches (see [`crate::changes`])
+    /// Counts one more change of `feed` in the database, for the caches of every process that
+    /// serves it.
+    async fn count_change(&self, feed: crate::changes::ChangeFeed) -> CoreResult<()>;
+    /// The change counters as stored now.
+    async fn change_counters(&self) -> CoreResult<crate::changes::ChangeCounters>;
 }

@@ -286,13 +286,26 @@ impl Gatehouse {
         exclude_auto_generated: bool,
         page: PageRequest,
     ) -> CoreResult<Page<UserView>> {
+        // Counting every user costs more than the page itself on a large table; the count of
+        // an unfiltered listing is kept until identity data changes (lists of names are
+        // cheap to count), like the other caches (`broker.cache_ttl_secs = 0` turns it off).
+        let counted = usernames.is_none() && self.settings.broker.caching();
+        let generation = self.identity_generation();
+        let known_total = counted
+            .then(|| self.user_counts.get(exclude_auto_generated, generation))
+            .flatten();
         let query = UserQuery {
             usernames,
             exclude_auto_generated,
             offset: page.offset(),
             limit: page.rows_per_page,
+            known_total,
         };
         let (users, total_rows) = self.store.users(&query).await?;
+        if counted && known_total.is_none() {
+            self.user_counts
+                .put(exclude_auto_generated, generation, total_rows);
+        }
         Ok(Page {
             items: self.decorate(users).await?,
             total_rows,
@@ -574,5 +587,28 @@ mod tests {
         assert!(parse_fingerprint("xyz").is_err());
         assert!(parse_fingerprint(&"a".repeat(63)).is_err());
         assert_eq!(parse_fingerprint(&"F".repeat(40)).unwrap(), "f".repeat(40));
+    }
+}
+
+/// The counts of unfiltered user listings (all users, users not created by the system), each
+/// with the generation of identity data it was counted under: `listUsers` on a million users
+/// reads only its page while nothing changes.
+#[derive(Default)]
+pub(crate) struct UserCounts(std::sync::Mutex<[Option<(u64, u64)>; 2]>);
+
+impl UserCounts {
+    /// The count for the filter, if counted under `generation`.
+    fn get(&self, exclude_auto_generated: bool, generation: u64) -> Option<u64> {
+        let counts = self.0.lock().ok()?;
+        counts[usize::from(exclude_auto_generated)]
+            .filter(|(counted_under, _)| *counted_under == generation)
+            .map(|(_, total)| total)
+    }
+
+    /// Remembers the count for the filter, counted under `generation`.
+    fn put(&self, exclude_auto_generated: bool, generation: u64, total: u64) {
+        if let Ok(mut counts) = self.0.lock() {
+            counts[usize::from(exclude_auto_generated)] = Some((generation, total));
+        }
     }
 }

@@ -55,7 +55,7 @@ enum Command {
                       forward, and on any error the database is left as it was.",
         after_help = "Every session ends: users and devices log in again. A server running on \
                       the same database keeps serving; its caches catch up with the restored \
-                      data within broker.cache_ttl_secs. Restart it to apply the restore at once."
+                      data within broker.cache_ttl_secs."
     )]
     Restore {
         /// The archive to restore.
@@ -91,8 +91,28 @@ impl DatabaseArgs {
     }
 }
 
+/// Keeps large allocations (from 1 MiB) in their own memory maps, returned to the system when
+/// freed. glibc's default threshold grows each time a mapped block is freed, so after the first
+/// argon2id hash (19 MiB by default) every later one came from the heap arenas, whose freed
+/// memory stays resident: a server that had served logins kept 450–580 MiB (BENCHMARKS.md).
+/// An operator's own `MALLOC_MMAP_THRESHOLD_` wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_large_allocations_mapped() {
+    const THRESHOLD_BYTES: libc::c_int = 1024 * 1024;
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: mallopt only sets a parameter of glibc's allocator, which takes its own lock;
+        // it touches no memory of ours. A refusal (0) leaves the default, which is still safe.
+        let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD_BYTES) };
+    }
+}
+
+/// Other allocators return large blocks on their own.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_large_allocations_mapped() {}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    keep_large_allocations_mapped();
     let cli = Cli::parse();
     let config = cli.config.as_deref();
     match cli.command {

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::Engine as _;
+use gatehouse_core::changes::ChangeFollower;
 use gatehouse_core::clock::{Clock, SystemClock};
 use gatehouse_core::hashing::PasswordHasher;
 use gatehouse_core::password::PlainPassword;
@@ -16,7 +17,7 @@ use gatehouse_core::service::CoreSettings;
 use gatehouse_core::tokens::TokenKeys;
 use gatehouse_core::Gatehouse;
 use gatehouse_server::dialect::broker::{CertificateListeners, HookAccess};
-use gatehouse_server::{AppState, HttpLimits};
+use gatehouse_server::{AppState, HttpLimits, SharedState};
 use gatehouse_store::SqlStore;
 use tokio::net::TcpListener;
 
@@ -82,6 +83,9 @@ pub struct Application {
     tls: Option<crate::tls::TlsListener>,
     router: axum::Router,
     store: SqlStore,
+    /// Brings changes made by other processes into this one's caches (see [`follow_changes`]).
+    follower: ChangeFollower,
+    follow_every: std::time::Duration,
     /// The admin password generated at first start, to be shown once.
     pub generated_admin_password: Option<String>,
 }
@@ -189,22 +193,25 @@ impl Application {
             cors_allowed_origins: settings.http.cors_allowed_origins.clone(),
             max_upload_bytes: settings.backup.max_upload_bytes,
         };
-        let state = AppState {
+        let state = AppState::new(SharedState {
             core,
             trust_forwarded_for: settings.http.trust_forwarded_for,
             broker_access,
             broker_certificates: CertificateListeners::new(&settings.broker.certificate_listeners),
-        };
+        });
         let tls = match settings.tls.listen {
             Some(address) => Some(tls_listener(settings, address, &state.core).await?),
             None => None,
         };
+        let follower = state.core.change_follower();
         let router = gatehouse_server::app(state, limits);
         Ok(Self {
             listener,
             tls,
             router,
             store,
+            follower,
+            follow_every: std::time::Duration::from_secs(settings.broker.cache_ttl_secs.max(1)),
             generated_admin_password,
         })
     }
@@ -226,6 +233,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let follower = tokio::spawn(follow_changes(
+            self.follower,
+            self.follow_every,
+            stopped.clone(),
+        ));
         let tls = self
             .tls
             .map(|tls| tokio::spawn(tls.serve(self.router.clone(), stopped.clone())));
@@ -245,8 +257,31 @@ impl Application {
                 tracing::error!(%error, "the HTTPS listener failed");
             }
         }
+        follower.abort();
         self.store.close().await;
         result
+    }
+}
+
+/// Reads the database's change counters every `every` until `stopped` changes, so that changes
+/// made by other processes on the database (replicas, `gatehouse restore`) reach this
+/// process's caches (see [`gatehouse_core::changes`]).
+async fn follow_changes(
+    mut follower: ChangeFollower,
+    every: std::time::Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if let Err(error) = follower.poll().await {
+                    tracing::warn!(%error, "cannot read the change counters; the caches ask the database until a reading succeeds");
+                }
+            }
+            _ = stopped.changed() => break,
+        }
     }
 }
 

@@ -9,8 +9,8 @@ mod common;
 use std::sync::Arc;
 
 use base64::Engine as _;
+use common::replica::Replica;
 use common::{assert_error, TestApp, ADMIN_PASSWORD};
-use gatehouse::startup::Application;
 use gatehouse_core::clock::ManualClock;
 use gatehouse_core::ratelimit::RateLimit;
 use rcgen::PublicKeyData as _;
@@ -317,63 +317,6 @@ async fn mqtt_connect(app: &TestApp, username: &str, password: &str) -> bool {
             false
         }
         other => panic!("unexpected hook answer {other}: {}", answer.text),
-    }
-}
-
-/// A second replica: another `Application` on the same database and data directory.
-struct Replica {
-    base: String,
-    shutdown: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Replica {
-    async fn start(app: &TestApp, clock: Arc<ManualClock>) -> Self {
-        let application = Application::build_with_clock(&app.settings, clock)
-            .await
-            .expect("second replica starts");
-        let base = format!("http://{}", application.local_addr().expect("address"));
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let _ = application
-                .run_until(async {
-                    let _ = stop.await;
-                })
-                .await;
-        });
-        Self {
-            base,
-            shutdown,
-            server,
-        }
-    }
-
-    /// POSTs JSON to this replica (with the admin token of `app` when `admin`).
-    async fn post(
-        &self,
-        app: &TestApp,
-        path: &str,
-        admin: bool,
-        body: Value,
-    ) -> (StatusCode, Value) {
-        let mut request = app.client.post(format!("{}{path}", self.base)).json(&body);
-        if admin {
-            request = request.bearer_auth(&app.admin_token);
-        }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let text = response.text().await.expect("body");
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, value)
-    }
-
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        let _ = self.server.await;
     }
 }
 

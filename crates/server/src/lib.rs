@@ -11,14 +11,35 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use gatehouse_core::Gatehouse;
 
-/// What every handler can reach.
+/// What every handler can reach. Cheap to clone (one reference count): axum clones the state
+/// for every extractor and middleware of every request, and the broker hooks are the hottest
+/// path of the product.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl AppState {
+    /// Shares `state` with every handler.
+    pub fn new(state: SharedState) -> Self {
+        Self(Arc::new(state))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// The content of [`AppState`].
+pub struct SharedState {
     /// The identity core.
     pub core: Gatehouse,
     /// Take the client address from `X-Forwarded-For` (behind a trusted reverse proxy).

@@ -56,6 +56,10 @@ const ARCHIVED_TABLES: &[(&str, &[&str])] = &[
 /// under way at an identity provider (valid for minutes). A restore empties them.
 const TRANSIENT_TABLES: &[&str] = &["sessions", "federation_logins"];
 
+/// The change feed of the hot-path caches: not archived (its counts belong to this database's
+/// processes); a restore counts every feed up, so every server's caches reload.
+const CHANGE_FEED_TABLE: &str = "change_counters";
+
 /// Values per INSERT statement (SQLite allows 32 766 parameters, PostgreSQL 65 535).
 const PARAMETERS_PER_STATEMENT: usize = 900;
 
@@ -531,6 +535,12 @@ impl SqlStore {
             .await
             .map_err(db_error)?;
         }
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE \"{CHANGE_FEED_TABLE}\" SET value = value + 1"
+        )))
+        .execute(&mut *transaction)
+        .await
+        .map_err(db_error)?;
         transaction.commit().await.map_err(db_error)
     }
 }
@@ -709,6 +719,7 @@ mod tests {
             .iter()
             .map(|(name, _)| *name)
             .chain(TRANSIENT_TABLES.iter().copied())
+            .chain([CHANGE_FEED_TABLE])
             .map(str::to_owned)
             .collect();
         listed.sort();

@@ -20,6 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use gatehouse_core::changes::{ChangeCounters, ChangeFeed};
 use gatehouse_core::error::{CoreError, CoreResult, Rejection};
 use gatehouse_core::federation::FederationLogin;
 use gatehouse_core::mfa::{MfaFactor, MfaProvider};
@@ -220,6 +221,16 @@ fn placeholders(start: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// ` WHERE ` and `conditions` joined by `AND`; nothing when there are none (so that a listing
+/// without filters is a plain scan in index order, and its count a plain count).
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    }
+}
+
 /// Groups `(key, item)` pairs under each of `keys`, in the order of `keys` (every key present,
 /// possibly with no items); pairs whose key is not listed are dropped.
 fn group_by<T>(keys: &[Uuid], pairs: Vec<(Uuid, T)>) -> Vec<(Uuid, Vec<T>)> {
@@ -254,18 +265,16 @@ impl SqlStore {
         limit: u64,
         offset: u64,
     ) -> CoreResult<(Vec<AnyRow>, u64)> {
-        let total: i64 = count
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?
-            .try_get("total")
-            .map_err(db_error)?;
-        let rows = page
-            .bind(clamp(limit))
-            .bind(clamp(offset))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+        // Side by side on two connections: a page waits for the slower of the two statements,
+        // not for both.
+        let (count, rows) = tokio::try_join!(
+            count.fetch_one(&self.pool),
+            page.bind(clamp(limit))
+                .bind(clamp(offset))
+                .fetch_all(&self.pool),
+        )
+        .map_err(db_error)?;
+        let total: i64 = count.try_get("total").map_err(db_error)?;
         Ok((rows, u64::try_from(total).unwrap_or(0)))
     }
 }
@@ -535,34 +544,51 @@ impl Store for SqlStore {
     }
 
     async fn users(&self, query: &UserQuery) -> CoreResult<(Vec<User>, u64)> {
-        let names = query.usernames.clone().unwrap_or_default();
-        let mut filter = String::from("($1 = 0 OR auto_generated = 0)");
+        let mut conditions = Vec::new();
+        if query.exclude_auto_generated {
+            // A literal, so that the planner may use the partial index of migration 0007.
+            conditions.push("auto_generated = 0".to_owned());
+        }
+        let names = query.usernames.as_deref().unwrap_or_default();
         if query.usernames.is_some() {
             if names.is_empty() {
                 return Ok((Vec::new(), 0));
             }
-            filter.push_str(&format!(
-                " AND username IN ({})",
-                placeholders(2, names.len())
-            ));
+            conditions.push(format!("username IN ({})", placeholders(1, names.len())));
         }
-        let count_sql = format!("SELECT COUNT(*) AS total FROM users WHERE {filter}");
+        let filter = where_clause(&conditions);
+        let count_sql = format!("SELECT COUNT(*) AS total FROM users{filter}");
+        // The page's usernames come from an index-only scan (the offset skips index entries,
+        // not rows); only the page's own rows are read.
         let page_sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE {filter} ORDER BY username LIMIT ${} OFFSET ${}",
-            names.len() + 2,
-            names.len() + 3
+            "SELECT {USER_COLUMNS} FROM users WHERE username IN \
+             (SELECT username FROM users{filter} ORDER BY username LIMIT ${} OFFSET ${}) \
+             ORDER BY username",
+            names.len() + 1,
+            names.len() + 2
         );
-        let mut count =
-            sqlx::query(AssertSqlSafe(count_sql)).bind(flag(query.exclude_auto_generated));
-        let mut page =
-            sqlx::query(AssertSqlSafe(page_sql)).bind(flag(query.exclude_auto_generated));
-        for name in &names {
+        let mut count = sqlx::query(AssertSqlSafe(count_sql));
+        let mut page = sqlx::query(AssertSqlSafe(page_sql));
+        for name in names {
             count = count.bind(name.clone());
             page = page.bind(name.clone());
         }
-        let (rows, total) = self
-            .page_rows(count, page, query.limit, query.offset)
-            .await?;
+        let (rows, total) = match query.known_total {
+            // The caller knows the count: only the page is read.
+            Some(total) => {
+                let rows = page
+                    .bind(clamp(query.limit))
+                    .bind(clamp(query.offset))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                (rows, total)
+            }
+            None => {
+                self.page_rows(count, page, query.limit, query.offset)
+                    .await?
+            }
+        };
         let users = rows
             .iter()
             .map(user_from_row)
@@ -1148,32 +1174,31 @@ impl Store for SqlStore {
     }
 
     async fn roles(&self, query: &RoleQuery) -> CoreResult<(Vec<Role>, u64)> {
-        let names = query.names.clone().unwrap_or_default();
-        let mut filter =
-            String::from("($1 < 0 OR r.auto_generated = $1) AND ($2 < 0 OR r.is_shared = $2)");
+        let mut conditions = Vec::new();
+        if let Some(auto_generated) = query.auto_generated {
+            conditions.push(format!("r.auto_generated = {}", flag(auto_generated)));
+        }
+        if let Some(is_shared) = query.is_shared {
+            conditions.push(format!("r.is_shared = {}", flag(is_shared)));
+        }
+        let names = query.names.as_deref().unwrap_or_default();
         if query.names.is_some() {
             if names.is_empty() {
                 return Ok((Vec::new(), 0));
             }
-            filter.push_str(&format!(
-                " AND r.name IN ({})",
-                placeholders(3, names.len())
-            ));
+            conditions.push(format!("r.name IN ({})", placeholders(1, names.len())));
         }
-        let tristate = |value: Option<bool>| value.map_or(-1, flag);
-        let count_sql = format!("SELECT COUNT(*) AS total FROM roles r WHERE {filter}");
+        let filter = where_clause(&conditions);
+        let count_sql = format!("SELECT COUNT(*) AS total FROM roles r{filter}");
+        // In the order of the index on (name, id) (migration 0007), which the page walks.
         let page_sql = format!(
-            "SELECT {ROLE_COLUMNS} FROM roles r WHERE {filter} ORDER BY r.name, r.id LIMIT ${} OFFSET ${}",
-            names.len() + 3,
-            names.len() + 4
+            "SELECT {ROLE_COLUMNS} FROM roles r{filter} ORDER BY r.name, r.id LIMIT ${} OFFSET ${}",
+            names.len() + 1,
+            names.len() + 2
         );
-        let mut count = sqlx::query(AssertSqlSafe(count_sql))
-            .bind(tristate(query.auto_generated))
-            .bind(tristate(query.is_shared));
-        let mut page = sqlx::query(AssertSqlSafe(page_sql))
-            .bind(tristate(query.auto_generated))
-            .bind(tristate(query.is_shared));
-        for name in &names {
+        let mut count = sqlx::query(AssertSqlSafe(count_sql));
+        let mut page = sqlx::query(AssertSqlSafe(page_sql));
+        for name in names {
             count = count.bind(name.clone());
             page = page.bind(name.clone());
         }
@@ -1755,6 +1780,33 @@ impl Store for SqlStore {
             .await
             .map_err(db_error)?;
         row.try_get("value").map_err(db_error)
+    }
+
+    async fn count_change(&self, feed: ChangeFeed) -> CoreResult<()> {
+        sqlx::query("UPDATE change_counters SET value = value + 1 WHERE feed = $1")
+            .bind(feed.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn change_counters(&self) -> CoreResult<ChangeCounters> {
+        let rows = sqlx::query("SELECT feed, value FROM change_counters")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let mut counters = ChangeCounters::default();
+        for row in rows {
+            let feed: String = row.try_get("feed").map_err(db_error)?;
+            let value: i64 = row.try_get("value").map_err(db_error)?;
+            if feed == ChangeFeed::Identity.as_str() {
+                counters.identity = value;
+            } else if feed == ChangeFeed::Sessions.as_str() {
+                counters.sessions = value;
+            }
+        }
+        Ok(counters)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_core::changes::{IdentityGeneration, NotifyingStore};
+use gatehouse_core::changes::{CacheGenerations, ChangeCounters, ChangeFollower, NotifyingStore};
 use gatehouse_core::model::{
     GrantMethod, GrantType, IdentityProvider, Profile, Role, Session, SessionKind, Tenancy, User,
 };
@@ -37,8 +37,9 @@ async fn identity_writes_bump_the_generation() {
     let path = std::env::temp_dir().join(format!("gh_notify_{}.db", Uuid::new_v4().simple()));
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let sql = Arc::new(SqlStore::connect(&url, 4).await.expect("open SQLite"));
-    let generation = IdentityGeneration::default();
-    let store = NotifyingStore::new(sql.clone(), generation.clone());
+    let generations = CacheGenerations::default();
+    let generation = generations.identity.clone();
+    let store = NotifyingStore::new(sql.clone(), generations.clone());
 
     // insert_users bumps.
     let alice = user("alice");
@@ -155,6 +156,80 @@ async fn identity_writes_bump_the_generation() {
     };
     assert!(store.insert_role(duplicate).await.is_err());
     assert_eq!(generation.current(), 5);
+
+    // Every bump was counted in the database too, for the other processes; no revocation yet.
+    assert_eq!(
+        sql.change_counters().await.expect("counters"),
+        ChangeCounters {
+            identity: 5,
+            sessions: 0
+        }
+    );
+
+    // A revocation counts on the sessions feed, here and in the database; revoking nothing
+    // does not.
+    let session = Session {
+        id: Uuid::new_v4(),
+        user_id: alice.id,
+        kind: SessionKind::Token,
+        fingerprint: "fp-2".into(),
+        label: None,
+        created_at: 3_000,
+        expires_at: i64::MAX / 2,
+    };
+    store
+        .insert_session(session.clone())
+        .await
+        .expect("insert session");
+    assert_eq!(
+        store
+            .revoke_sessions(alice.id, Some(&session.id.to_string()))
+            .await
+            .expect("revoke"),
+        1
+    );
+    assert_eq!(generations.sessions.current(), 1);
+    assert_eq!(
+        store
+            .revoke_sessions(alice.id, Some(&session.id.to_string()))
+            .await
+            .expect("revoke again"),
+        0
+    );
+    assert_eq!(generations.sessions.current(), 1);
+    assert_eq!(generation.current(), 5);
+    assert_eq!(
+        sql.change_counters().await.expect("counters"),
+        ChangeCounters {
+            identity: 5,
+            sessions: 1
+        }
+    );
+
+    // Another process follows the counters: its first reading bumps both feeds (it cannot
+    // know what it missed), a reading with nothing new bumps nothing, and a change counted by
+    // this process bumps exactly its feed there.
+    let elsewhere = CacheGenerations::default();
+    let mut follower = ChangeFollower::new(sql.clone(), elsewhere.clone());
+    follower.poll().await.expect("first reading");
+    assert_eq!(
+        (elsewhere.identity.current(), elsewhere.sessions.current()),
+        (1, 1)
+    );
+    follower.poll().await.expect("nothing new");
+    assert_eq!(
+        (elsewhere.identity.current(), elsewhere.sessions.current()),
+        (1, 1)
+    );
+    store
+        .set_credentials_enabled(alice.id, true)
+        .await
+        .expect("enable");
+    follower.poll().await.expect("identity moved");
+    assert_eq!(
+        (elsewhere.identity.current(), elsewhere.sessions.current()),
+        (2, 1)
+    );
 
     drop(store);
     sql.close().await;

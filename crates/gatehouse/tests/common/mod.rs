@@ -14,6 +14,7 @@ pub mod ldap;
 pub mod oidc;
 pub mod otp;
 pub mod ports;
+pub mod replica;
 pub mod smtp;
 
 use std::path::PathBuf;
@@ -336,6 +337,35 @@ impl TestApp {
         }
     }
 
+    /// Runs one SQL statement on the app's database over a connection of its own, as another
+    /// program would, bypassing the server (and its change notification).
+    pub async fn execute_sql(&self, sql: &str) {
+        let statement = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.engine {
+            Engine::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.settings.database_url())
+                    .await
+                    .expect("SQLite connection");
+                sqlx::query(statement)
+                    .execute(&mut connection)
+                    .await
+                    .expect(sql);
+                let _ = connection.close().await;
+            }
+            Engine::Postgres => {
+                let url = self.settings.database_url();
+                let mut connection = sqlx::PgConnection::connect(&url)
+                    .await
+                    .expect("PostgreSQL connection");
+                sqlx::query(statement)
+                    .execute(&mut connection)
+                    .await
+                    .expect(sql);
+                let _ = connection.close().await;
+            }
+        }
+    }
+
     /// Stops the server and waits for it (the database is dropped afterwards with `self`).
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
@@ -360,22 +390,7 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let text = response.text().await.expect("response body");
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, value)
+        send_json(&self.client, method, self.url(path), token, body).await
     }
 
     /// GET as `token`.
@@ -530,6 +545,33 @@ pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) -> S
         .as_str()
         .unwrap_or_else(|| panic!("error shape: {body}"))
         .to_owned()
+}
+
+/// Sends a request to `url` with an optional bearer token and JSON body; returns status and
+/// JSON (`Value::Null` when the body is empty, a JSON string when it is not JSON).
+pub async fn send_json(
+    client: &reqwest::Client,
+    method: Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = client.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status();
+    let text = response.text().await.expect("response body");
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, value)
 }
 
 /// Runs each listed `async fn name(app: TestApp)` as two tests, `sqlite::name` and
