@@ -125,8 +125,9 @@ impl Default for DatabaseSettings {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
-    /// Seconds a user's compiled MQTT permissions are used before they are loaded again (bounds
-    /// how long a change made on another replica takes to apply here).
+    /// Seconds between two readings of the database's change counters (bounds how long a
+    /// change made by another process takes to reach this one's caches); 0 turns the caches
+    /// off.
     pub cache_ttl_secs: u64,
     /// Seconds a verified username/password pair is remembered (0 turns the cache off).
     pub credential_cache_secs: u64,
