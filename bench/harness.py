@@ -136,26 +136,25 @@ def start_gatehouse(binary: Path, workdir: Path, hashing: dict,
     }
     if database_url:
         env["GATEHOUSE_DATABASE_URL"] = database_url
-    command = pinned([str(binary), "serve", "--listen", f"127.0.0.1:{port}",
-                      "--data-dir", str(data)], 0)
-    process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    server = Server("gatehouse", process, f"http://127.0.0.1:{port}", log)
-    try:
-        wait_ready(server.base, "/healthz", process, log)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    command = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data)]
+    return start_server("gatehouse", command, port, "/healthz", log, env)
 
 
 def start_baseline(binary: Path, workdir: Path) -> Server:
     port = free_port()
-    log = workdir / "baseline.log"
-    command = pinned([str(binary), "--listen", f"127.0.0.1:{port}"], 0)
-    process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    server = Server("baseline", process, f"http://127.0.0.1:{port}", log)
+    command = [str(binary), "--listen", f"127.0.0.1:{port}"]
+    return start_server("baseline", command, port, "/ready", workdir / "baseline.log")
+
+
+def start_server(name: str, command: list[str], port: int, ready_path: str, log: Path,
+                 env: dict | None = None) -> Server:
+    """Starts `command` pinned to the server's core, logging to `log`, and waits until
+    `ready_path` answers on `port` (stopping it again if it never does)."""
+    process = subprocess.Popen(pinned(command, 0), env=env, stdout=log.open("w"),
+                               stderr=subprocess.STDOUT)
+    server = Server(name, process, f"http://127.0.0.1:{port}", log)
     try:
-        wait_ready(server.base, "/ready", process, log)
+        wait_ready(server.base, ready_path, process, log)
     except BaseException:
         server.stop()
         raise

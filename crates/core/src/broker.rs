@@ -263,19 +263,18 @@ impl Gatehouse {
     /// The compiled principal of `username`, from the cache when fresh; `None` for an unknown
     /// or malformed username.
     pub async fn mqtt_principal(&self, username: &str) -> CoreResult<Option<Arc<MqttPrincipal>>> {
+        if !self.settings.broker.caching() {
+            return self.load_mqtt_principal(username).await;
+        }
         let generation = self.identity_generation();
-        let caching = self.settings.broker.caching();
         if let Ok(cache) = self.broker.principals.read() {
-            if let Some(found) = cache.get(username).filter(|_| caching) {
+            if let Some(found) = cache.get(username) {
                 if found.generation == generation {
                     return Ok(found.principal.clone());
                 }
             }
         }
         let loaded = self.load_mqtt_principal(username).await?;
-        if !caching {
-            return Ok(loaded);
-        }
         if let Ok(mut cache) = self.broker.principals.write() {
             if cache.len() >= MAX_CACHE_ENTRIES {
                 cache.clear();

@@ -256,27 +256,41 @@ type Tx = sqlx::Transaction<'static, sqlx::Any>;
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 impl SqlStore {
-    /// Runs a listing: `count` (one row with a `total` column) and `page`, which takes LIMIT
-    /// and OFFSET as its last two parameters; both carry the same filters.
+    /// Runs a listing: `page`, which takes LIMIT and OFFSET as its last two parameters, and
+    /// its total, counted by a query with the same filters or already known (then only the
+    /// page is read).
     async fn page_rows(
         &self,
-        count: AnyQuery<'_>,
+        count: Counting<'_>,
         page: AnyQuery<'_>,
         limit: u64,
         offset: u64,
     ) -> CoreResult<(Vec<AnyRow>, u64)> {
-        // Side by side on two connections: a page waits for the slower of the two statements,
-        // not for both.
-        let (count, rows) = tokio::try_join!(
-            count.fetch_one(&self.pool),
-            page.bind(clamp(limit))
-                .bind(clamp(offset))
-                .fetch_all(&self.pool),
-        )
-        .map_err(db_error)?;
-        let total: i64 = count.try_get("total").map_err(db_error)?;
-        Ok((rows, u64::try_from(total).unwrap_or(0)))
+        let page = page.bind(clamp(limit)).bind(clamp(offset));
+        match count {
+            Counting::Known(total) => {
+                let rows = page.fetch_all(&self.pool).await.map_err(db_error)?;
+                Ok((rows, total))
+            }
+            Counting::Query(count) => {
+                // Side by side on two connections: a page waits for the slower of the two
+                // statements, not for both.
+                let (count, rows) =
+                    tokio::try_join!(count.fetch_one(&self.pool), page.fetch_all(&self.pool))
+                        .map_err(db_error)?;
+                let total: i64 = count.try_get("total").map_err(db_error)?;
+                Ok((rows, u64::try_from(total).unwrap_or(0)))
+            }
+        }
     }
+}
+
+/// How a listing learns its total: by its count query, or from the caller.
+pub(crate) enum Counting<'q> {
+    /// Run this count (one row with a `total` column).
+    Query(AnyQuery<'q>),
+    /// The caller knows it.
+    Known(u64),
 }
 
 async fn insert_user_row(tx: &mut Tx, user: &User, password_hash: Option<&str>) -> CoreResult<()> {
@@ -573,22 +587,13 @@ impl Store for SqlStore {
             count = count.bind(name.clone());
             page = page.bind(name.clone());
         }
-        let (rows, total) = match query.known_total {
-            // The caller knows the count: only the page is read.
-            Some(total) => {
-                let rows = page
-                    .bind(clamp(query.limit))
-                    .bind(clamp(query.offset))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db_error)?;
-                (rows, total)
-            }
-            None => {
-                self.page_rows(count, page, query.limit, query.offset)
-                    .await?
-            }
+        let count = match query.known_total {
+            Some(total) => Counting::Known(total),
+            None => Counting::Query(count),
         };
+        let (rows, total) = self
+            .page_rows(count, page, query.limit, query.offset)
+            .await?;
         let users = rows
             .iter()
             .map(user_from_row)
@@ -1008,7 +1013,7 @@ impl Store for SqlStore {
             page = page.bind(pattern);
         }
         let (rows, total) = self
-            .page_rows(count, page, query.limit, query.offset)
+            .page_rows(Counting::Query(count), page, query.limit, query.offset)
             .await?;
         let keys = rows
             .iter()
@@ -1203,7 +1208,7 @@ impl Store for SqlStore {
             page = page.bind(name.clone());
         }
         let (rows, total) = self
-            .page_rows(count, page, query.limit, query.offset)
+            .page_rows(Counting::Query(count), page, query.limit, query.offset)
             .await?;
         Ok((self.roles_with_permissions(&rows).await?, total))
     }

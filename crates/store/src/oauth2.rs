@@ -14,7 +14,7 @@ use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use crate::rows::{flag, get, get_flag, parse_uuid};
-use crate::{db_error, group_by, like_pattern, map_error, placeholders, SqlStore, Tx};
+use crate::{db_error, group_by, like_pattern, map_error, placeholders, Counting, SqlStore, Tx};
 
 /// Columns of `oauth2_clients c` read into a [`SealedOAuth2Client`].
 const CLIENT_COLUMNS: &str = "c.id, c.tenant_id, c.created_at, c.title, c.document, \
@@ -238,7 +238,7 @@ impl SqlStore {
             page = page.bind(value);
         }
         let (rows, total) = self
-            .page_rows(count, page, query.limit, query.offset)
+            .page_rows(Counting::Query(count), page, query.limit, query.offset)
             .await?;
         let clients = rows
             .iter()
@@ -474,7 +474,7 @@ impl SqlStore {
             page = page.bind(value);
         }
         let (rows, total) = self
-            .page_rows(count, page, query.limit, query.offset)
+            .page_rows(Counting::Query(count), page, query.limit, query.offset)
             .await?;
         let domains = rows
             .iter()

@@ -192,14 +192,7 @@ impl TestApp {
         let tls_base = application
             .tls_addr()
             .map(|address| format!("https://{}", address.expect("bound HTTPS address")));
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let _ = application
-                .run_until(async {
-                    let _ = stop.await;
-                })
-                .await;
-        });
+        let (shutdown, server) = serve_in_background(application);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -545,6 +538,24 @@ pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) -> S
         .as_str()
         .unwrap_or_else(|| panic!("error shape: {body}"))
         .to_owned()
+}
+
+/// Runs `application` on a task until the returned sender fires (or is dropped).
+pub fn serve_in_background(
+    application: Application,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = application
+            .run_until(async {
+                let _ = stop.await;
+            })
+            .await;
+    });
+    (shutdown, server)
 }
 
 /// Sends a request to `url` with an optional bearer token and JSON body; returns status and

@@ -8,7 +8,7 @@ use gatehouse_core::clock::Clock;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use super::{send_json, TestApp};
+use super::{send_json, serve_in_background, TestApp};
 
 /// A second replica of a [`TestApp`].
 pub struct Replica {
@@ -25,14 +25,7 @@ impl Replica {
             .await
             .expect("second replica starts");
         let base = format!("http://{}", application.local_addr().expect("address"));
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let _ = application
-                .run_until(async {
-                    let _ = stop.await;
-                })
-                .await;
-        });
+        let (shutdown, server) = serve_in_background(application);
         Self {
             base,
             shutdown,
